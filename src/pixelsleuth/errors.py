@@ -1,0 +1,65 @@
+"""Typed errors. Every message is a sentence a person understands; `type` is a stable machine name."""
+
+from __future__ import annotations
+
+
+class PixelsleuthError(Exception):
+    """Base of every error pixelsleuth raises on purpose."""
+
+    type: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}
+
+
+class IntakeError(PixelsleuthError):
+    """The file could not be turned into an image we can analyse."""
+
+    type = "intake_error"
+
+
+class FileReadError(IntakeError):
+    type = "file_unreadable"
+
+
+class EmptyFileError(IntakeError):
+    type = "empty_file"
+
+
+class FileTooLargeError(IntakeError):
+    type = "file_too_large"
+
+
+class NotAnImageError(IntakeError):
+    type = "not_an_image"
+
+
+class UnsupportedFormatError(IntakeError):
+    type = "unsupported_format"
+
+
+class TruncatedImageError(IntakeError):
+    type = "truncated_image"
+
+
+class CorruptImageError(IntakeError):
+    type = "corrupt_image"
+
+
+class DecompressionBombError(IntakeError):
+    type = "decompression_bomb"
+
+
+class UsageError(PixelsleuthError):
+    type = "usage_error"
+
+
+def unexpected(exc: BaseException, during: str) -> PixelsleuthError:
+    """Wrap an exception we did not anticipate so a batch can record it and go on."""
+    error = PixelsleuthError(f"unexpected {type(exc).__name__} while {during}: {exc}")
+    error.type = "internal_error"
+    return error
