@@ -1,0 +1,38 @@
+"""Provenance evidence: what the file itself says about where it came from.
+
+Each source is a function ``source(image: LoadedImage) -> list[Evidence]`` that never raises on
+odd input (it reports what it could not read as an Evidence with ``points_to="none"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+from pixelsleuth.evidence.record import Evidence, PointsTo
+from pixelsleuth.intake.image import LoadedImage
+
+EvidenceSource = Callable[[LoadedImage], list[Evidence]]
+
+# name -> "module:function"; imported on first use so a slow or broken source costs nothing until run.
+PROVENANCE_SOURCES: dict[str, str] = {
+    "c2pa": "pixelsleuth.evidence.c2pa:c2pa_evidence",
+    "metadata": "pixelsleuth.evidence.metadata:metadata_evidence",
+    "generator-text": "pixelsleuth.evidence.generator_text:generator_text_evidence",
+    "watermark": "pixelsleuth.evidence.watermark:watermark_evidence",
+    "camera-consistency": "pixelsleuth.evidence.camera:camera_evidence",
+}
+
+
+def load_source(name: str) -> EvidenceSource:
+    """Return the evidence function registered under `name`."""
+    try:
+        target = PROVENANCE_SOURCES[name]
+    except KeyError:
+        known = ", ".join(sorted(PROVENANCE_SOURCES))
+        raise KeyError(f"no evidence source named {name!r}; known sources: {known}") from None
+    module_name, function_name = target.split(":")
+    return getattr(import_module(module_name), function_name)
+
+
+__all__ = ["PROVENANCE_SOURCES", "Evidence", "EvidenceSource", "PointsTo", "load_source"]
