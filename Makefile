@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LINT_PATHS := src tests benchmarks scripts
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0 -e '.[test]'
+	# invisible-watermark (used only by tests to embed marks) insists on the GUI opencv-python; we use the headless one.
+	$(BIN)/pip install --quiet --no-deps invisible-watermark==0.2.0
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/pixelsleuth scan --no-store samples/
+
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/intake_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""The `pixelsleuth` command line."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pixelsleuth import __version__
+from pixelsleuth.analysis import Analysis
+from pixelsleuth.intake import IntakeLimits
+from pixelsleuth.outputs.collect import collect_paths
+from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
+from pixelsleuth.outputs.scan import scan as run_scan
+from pixelsleuth.outputs.store import ResultStore, default_store_path
+from pixelsleuth.pipeline import Analyzer, AnalyzerConfig
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="pixelsleuth",
+    help="Was this image made or edited by a generative model, where, and why do we think so?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_VERDICT_STYLE = {
+    "ai-generated": "bold red",
+    "manipulated": "bold yellow",
+    "authentic": "bold green",
+    "inconclusive": "dim",
+    "error": "bold magenta",
+}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pixelsleuth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """pixelsleuth: detect, localise and explain generated or edited images."""
+
+
+def _summary_line(analysis: Analysis) -> str:
+    if analysis.error:
+        return analysis.error["message"]
+    top = analysis.top_evidence
+    return top.finding if top else "no evidence either way"
+
+
+def _table(items: list[Analysis]) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("file", overflow="fold", max_width=48)
+    table.add_column("verdict")
+    table.add_column("score", justify="right")
+    table.add_column("strongest evidence", overflow="fold")
+    for analysis in items:
+        score = "—" if analysis.score is None else f"{analysis.score:.2f}"
+        style = _VERDICT_STYLE.get(analysis.verdict, "")
+        table.add_row(analysis.path or "", f"[{style}]{analysis.verdict}[/]", score, _summary_line(analysis))
+    return table
+
+
+@app.command()
+def scan(
+    paths: Annotated[
+        list[str], typer.Argument(help="Image files, folders (scanned recursively) or glob patterns.")
+    ],
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="Write JSON Lines (schema pixelsleuth.analysis/1) to stdout.")
+    ] = False,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="SQLite results store (default: your user data folder).")
+    ] = None,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not read or write a results store.")
+    ] = False,
+    rescan: Annotated[
+        bool, typer.Option("--rescan", help="Analyse again even if the store has a result.")
+    ] = False,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, help="Refuse images with more pixels (decompression bombs).")
+    ] = IntakeLimits().max_pixels,
+    max_file_mb: Annotated[
+        float, typer.Option("--max-file-mb", min=0.001, help="Refuse files larger than this many MiB.")
+    ] = IntakeLimits().max_file_bytes / 2**20,
+) -> None:
+    """Analyse images and report a verdict with its evidence for each."""
+    err = Console(stderr=True)
+    files, unmatched = collect_paths(paths)
+    for pattern in unmatched:
+        err.print(f"[yellow]nothing matches {pattern!r}[/]")
+    if not files:
+        err.print("[red]no image files to scan[/]")
+        raise typer.Exit(EXIT_USAGE)
+
+    limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
+    analyzer = Analyzer(AnalyzerConfig(limits=limits))
+    result_store = None if no_store else ResultStore(store or default_store_path())
+    out = Console(soft_wrap=True) if not json_lines else None
+    results: list[Analysis] = []
+    counts: Counter[str] = Counter()
+    cached = 0
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=len(files) < 2 or not err.is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("scanning", total=len(files))
+            for item in run_scan(files, analyzer, result_store, rescan=rescan):
+                analysis = item.analysis
+                counts[analysis.verdict] += 1
+                cached += item.cached
+                if json_lines:
+                    sys.stdout.write(analysis.to_json() + "\n")
+                    sys.stdout.flush()
+                else:
+                    results.append(analysis)
+                progress.advance(task)
+    finally:
+        if result_store is not None:
+            result_store.close()
+
+    if out is not None:
+        out.print(_table(results))
+    summary = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
+    note = f" ({cached} from the store)" if cached else ""
+    err.print(f"{len(files)} file(s): {summary}{note}")
+    raise typer.Exit(EXIT_SOME_FAILED if counts["error"] else EXIT_OK)
+
+
+@app.command()
+def export(
+    store: Annotated[Path | None, typer.Option("--store", help="SQLite results store to read.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--analysis-version", help="Only results of this analysis version.")
+    ] = None,
+) -> None:
+    """Export stored results."""
+    err = Console(stderr=True)
+    if fmt not in EXPORT_FORMATS:
+        err.print(f"[red]unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}[/]")
+        raise typer.Exit(EXIT_USAGE)
+    store_path = store or default_store_path()
+    if not Path(store_path).exists():
+        err.print(f"[red]no results store at {store_path}[/]")
+        raise typer.Exit(EXIT_USAGE)
+    with ResultStore(store_path) as result_store:
+        records = result_store.iter_records(version)
+        if output is None:
+            count = write_export(records, fmt, sys.stdout.buffer)  # type: ignore[arg-type]
+            sys.stdout.buffer.flush()
+        else:
+            with open(output, "wb") as handle:
+                count = write_export(records, fmt, handle)  # type: ignore[arg-type]
+    err.print(f"exported {count} result(s)")
+
+
+def main() -> None:
+    """Console-script entry point: maps usage errors to exit status 2."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Export stored results as JSON Lines, CSV or Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any, BinaryIO, Literal
+
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
+
+# Flat columns for tabular formats; the full evidence list travels as a JSON string.
+COLUMNS: tuple[str, ...] = (
+    "path",
+    "sha256",
+    "analysis_version",
+    "width",
+    "height",
+    "format",
+    "verdict",
+    "score",
+    "top_finding",
+    "top_points_to",
+    "top_strength",
+    "error_type",
+    "error_message",
+    "evidence_json",
+)
+
+
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """One stored record as a flat row for CSV and Parquet."""
+    evidence = record.get("evidence") or []
+    pointing = [item for item in evidence if item["points_to"] != "none"]
+    top = max(pointing, key=lambda item: item["strength"]) if pointing else None
+    error = record.get("error") or {}
+    return {
+        "path": record.get("path"),
+        "sha256": record.get("sha256"),
+        "analysis_version": record.get("analysis_version"),
+        "width": record.get("width"),
+        "height": record.get("height"),
+        "format": record.get("format"),
+        "verdict": record.get("verdict"),
+        "score": record.get("score"),
+        "top_finding": top["finding"] if top else None,
+        "top_points_to": top["points_to"] if top else None,
+        "top_strength": top["strength"] if top else None,
+        "error_type": error.get("type"),
+        "error_message": error.get("message"),
+        "evidence_json": json.dumps(evidence, ensure_ascii=False),
+    }
+
+
+def write_export(records: Iterable[dict[str, Any]], fmt: ExportFormat, out: BinaryIO) -> int:
+    """Write records to a binary stream in `fmt`; return how many were written."""
+    if fmt == "jsonl":
+        count = 0
+        for record in records:
+            out.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+            count += 1
+        return count
+    rows = [flatten(record) for record in records]
+    if fmt == "csv":
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        out.write(text.getvalue().encode("utf-8"))
+        return len(rows)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema(
+            [
+                (name, pa.int64() if name in ("width", "height") else pa.float64())
+                if name in ("width", "height", "score", "top_strength")
+                else (name, pa.string())
+                for name in COLUMNS
+            ]
+        )
+        table = pa.Table.from_pylist(rows, schema=schema)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        out.write(buffer.getvalue())
+        return len(rows)
+    raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
