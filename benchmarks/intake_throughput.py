@@ -1,0 +1,110 @@
+"""Intake + provenance throughput on 1-megapixel JPEGs, against bare Pillow decode of the same files.
+
+Both are timed in the same run, alternating passes, and reported as a ratio (ours / bare, in images
+per second; 1.0 means provenance analysis is free). Also prints where the time goes, per stage.
+
+    python benchmarks/intake_throughput.py [--images 48] [--rounds 7] [--source ../shared/data/real]
+
+Photos come from --source when it exists (centre-cropped and resized to 1152 x 864, saved as JPEG
+quality 90 with their EXIF kept); otherwise textured images are generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from pixelsleuth.evidence import load_source
+from pixelsleuth.intake import load_image
+from pixelsleuth.pipeline import Analyzer
+
+SIZE = (1152, 864)  # 0.995 megapixels
+
+
+def make_corpus(folder: Path, count: int, source: Path | None) -> list[Path]:
+    photos = []
+    if source is not None and source.is_dir():
+        photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        if photos:
+            with Image.open(photos[index % len(photos)]) as original:
+                exif = original.info.get("exif", b"")
+                image = ImageOps.fit(ImageOps.exif_transpose(original).convert("RGB"), SIZE)
+        else:
+            base = rng.normal(128, 40, (SIZE[1] // 8, SIZE[0] // 8, 3)).clip(0, 255).astype(np.uint8)
+            image = Image.fromarray(base).resize(SIZE, Image.Resampling.BICUBIC)
+            exif = b""
+        path = folder / f"img{index:03d}.jpg"
+        image.save(path, quality=90, exif=exif)
+        paths.append(path)
+    return paths
+
+
+def bare_decode(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def time_pass(function: Callable[[Path], object], paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        function(path)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--source", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/real"
+    )
+    args = parser.parse_args()
+
+    analyzer = Analyzer()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_corpus(Path(tmp), args.images, args.source)
+        megabytes = sum(p.stat().st_size for p in paths) / 2**20
+        print(f"{len(paths)} JPEGs of {SIZE[0]}x{SIZE[1]} ({megabytes:.1f} MiB), {args.rounds} rounds")
+        for path in paths[:4]:  # warm caches and lazy imports
+            bare_decode(path)
+            analyzer.analyze(path)
+
+        bare, ours = [], []
+        for _ in range(args.rounds):
+            bare.append(time_pass(bare_decode, paths))
+            ours.append(time_pass(analyzer.analyze, paths))
+        bare_s, ours_s = statistics.median(bare), statistics.median(ours)
+        n = len(paths)
+        print(f"bare Pillow decode:            {n / bare_s:7.1f} img/s ({1000 * bare_s / n:.2f} ms)")
+        print(f"pixelsleuth intake+provenance: {n / ours_s:7.1f} img/s ({1000 * ours_s / n:.2f} ms)")
+        print(f"ratio (ours / bare throughput): {bare_s / ours_s:.3f}")
+
+        print("\nper stage, ms per image (median of rounds):")
+        images = [load_image(p) for p in paths]
+        stages: dict[str, Callable[[], object]] = {
+            "intake (load_image)": lambda: [load_image(p) for p in paths],
+        }
+        for name in analyzer.config.sources:
+            source = load_source(name)
+            stages[name] = lambda source=source: [source(image) for image in images]
+        for name, run in stages.items():
+            times = []
+            for _ in range(args.rounds):
+                start = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - start)
+            print(f"  {name:24s} {1000 * statistics.median(times) / len(paths):6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from pixelsleuth.outputs.cli import main
+
+main()
