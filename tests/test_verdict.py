@@ -4,8 +4,9 @@ from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.verdict import fuse
 
 
-def ev(points_to: str, strength: float) -> Evidence:
-    return Evidence(source="test", finding="f", points_to=points_to, strength=strength)  # type: ignore[arg-type]
+def ev(points_to: str, strength: float, source: str | None = None) -> Evidence:
+    source = source or f"source-{points_to}-{strength}"
+    return Evidence(source=source, finding="f", points_to=points_to, strength=strength)  # type: ignore[arg-type]
 
 
 def test_no_evidence_is_inconclusive_without_score():
@@ -48,7 +49,7 @@ def test_authentic_needs_combined_strength():
 
 
 def test_combined_strength_is_noisy_or():
-    verdict = fuse([ev("ai-generated", 0.5), ev("ai-generated", 0.5)])
+    verdict = fuse([ev("ai-generated", 0.5, "c2pa"), ev("ai-generated", 0.5, "xmp")])
     assert verdict.combined["ai-generated"] == pytest.approx(0.75)
 
 
@@ -57,3 +58,11 @@ def test_evidence_rejects_bad_values():
         Evidence("x", "y", points_to="fake", strength=0.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Evidence("x", "y", points_to="authentic", strength=1.5)
+
+
+def test_one_source_counts_once_per_side():
+    same_source = fuse([ev("manipulated", 0.4, "camera"), ev("manipulated", 0.2, "camera")])
+    assert same_source.combined["manipulated"] == pytest.approx(0.4)
+    assert same_source.label == "inconclusive"
+    two_sources = fuse([ev("manipulated", 0.4, "camera"), ev("manipulated", 0.2, "xmp")])
+    assert two_sources.combined["manipulated"] == pytest.approx(1 - 0.6 * 0.8)

@@ -42,8 +42,9 @@ def _log_odds(strength: float) -> float:
 def fuse(evidence: Iterable[Evidence]) -> Verdict:
     """Fuse evidence into a verdict.
 
-    The score adds each finding's log-odds (towards "not authentic" for ai-generated and manipulated
-    findings, away from it for authentic ones). The label follows the strongest side whose combined
+    Within one source only the strongest finding per side counts. The score adds the log-odds of
+    those findings (towards "not authentic" for ai-generated and manipulated findings, away from it
+    for authentic ones). The label follows the strongest side whose combined
     strength reaches 0.5; a generative or manipulation finding outranks an authentic one of equal
     strength, since metadata that says "camera" is easy to forge. With no finding of any strength the
     verdict is "inconclusive" and the score is None.
@@ -52,16 +53,21 @@ def fuse(evidence: Iterable[Evidence]) -> Verdict:
         >>> fuse([Evidence("c2pa", "made by AI", "ai-generated", 0.95)]).label
         'ai-generated'
     """
-    by_side: dict[str, list[float]] = {"ai-generated": [], "manipulated": [], "authentic": []}
-    log_odds = 0.0
-    spoke = False
+    # Findings of one source usually restate one event (a web re-save changes both the quantization
+    # tables and the size), so per source and side only the strongest finding counts.
+    strongest: dict[tuple[str, str], float] = {}
     for item in evidence:
         if item.points_to == "none" or item.strength <= 0.0:
             continue
-        spoke = True
-        by_side[item.points_to].append(item.strength)
-        sign = -1.0 if item.points_to == "authentic" else 1.0
-        log_odds += sign * _log_odds(item.strength)
+        key = (item.source, item.points_to)
+        strongest[key] = max(strongest.get(key, 0.0), item.strength)
+
+    by_side: dict[str, list[float]] = {"ai-generated": [], "manipulated": [], "authentic": []}
+    log_odds = 0.0
+    for (_, side), strength in strongest.items():
+        by_side[side].append(strength)
+        log_odds += (-1.0 if side == "authentic" else 1.0) * _log_odds(strength)
+    spoke = bool(strongest)
     combined = {side: combined_strength(values) for side, values in by_side.items()}
     if not spoke:
         return Verdict("inconclusive", None, combined)
