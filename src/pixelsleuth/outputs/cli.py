@@ -111,7 +111,9 @@ def scan(
     limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
     analyzer = Analyzer(AnalyzerConfig(limits=limits))
     result_store = None if no_store else ResultStore(store or default_store_path())
-    out = Console(soft_wrap=True) if not json_lines else None
+    out = None if json_lines else Console()
+    if out is not None and not out.is_terminal:
+        out = Console(width=160)  # piped or redirected: do not squeeze the table into 80 columns
     results: list[Analysis] = []
     counts: Counter[str] = Counter()
     cached = 0
