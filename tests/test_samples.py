@@ -1,0 +1,41 @@
+"""The bundled demo samples keep giving the verdicts samples/README.md promises."""
+
+from pathlib import Path
+
+import pytest
+
+from pixelsleuth.pipeline import Analyzer
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+EXPECTED = {
+    "a1111-parameters.png": ("ai-generated", "generator-text"),
+    "comfyui-workflow.png": ("ai-generated", "generator-text"),
+    "sdxl-watermark.png": ("ai-generated", "watermark"),
+    "c2pa-ai-generated.jpg": ("ai-generated", "c2pa"),
+    "photoshop-generative-fill.jpg": ("manipulated", "xmp"),
+    "camera-exif-resaved.jpg": ("inconclusive", "camera-consistency"),
+    "no-metadata.png": ("inconclusive", None),
+}
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_verdict(analyzer: Analyzer, name: str) -> None:
+    verdict, top_source = EXPECTED[name]
+    analysis = analyzer.analyze(SAMPLES / name)
+    assert analysis.error is None
+    assert analysis.verdict == verdict
+    top = analysis.top_evidence
+    if top_source is None:
+        assert analysis.score is None
+        assert all(item.points_to == "none" for item in analysis.evidence)
+    else:
+        assert top is not None and top.source == top_source
+
+
+def test_every_sample_is_listed() -> None:
+    assert {path.name for path in SAMPLES.glob("*") if path.suffix != ".md"} == set(EXPECTED)
