@@ -30,7 +30,7 @@ class LoadedImage:
     data: bytes
     sha256: str
     format: str  # JPEG, PNG, WEBP, TIFF, BMP, GIF, HEIF, AVIF
-    rgb: np.ndarray  # H x W x 3 uint8, EXIF orientation applied
+    rgb: np.ndarray  # H x W x 3 uint8, EXIF orientation applied; read-only (shared by every source)
     original_mode: str  # Pillow mode before normalisation (e.g. "CMYK", "I;16", "F", "P")
     bit_depth: int  # bits per sample of the original (8, 16, 32)
     orientation: int | None = None  # EXIF orientation tag that was applied (1..8)
