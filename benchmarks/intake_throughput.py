@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +29,24 @@ from pixelsleuth.pipeline import Analyzer
 SIZE = (1152, 864)  # 0.995 megapixels
 
 
+def upright_exif(exif: bytes) -> bytes:
+    """Set EXIF orientation to 1 (the pixels were turned upright), keeping every other byte."""
+    if not exif.startswith(b"Exif\0\0"):
+        return exif
+    tiff = bytearray(exif[6:])
+    endian = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack_from(endian + "I", tiff, 4)
+        (count,) = struct.unpack_from(endian + "H", tiff, ifd)
+        for index in range(count):
+            entry = ifd + 2 + 12 * index
+            if struct.unpack_from(endian + "H", tiff, entry)[0] == 0x0112:
+                struct.pack_into(endian + "H", tiff, entry + 8, 1)
+    except struct.error:
+        return b""
+    return b"Exif\0\0" + bytes(tiff)
+
+
 def make_corpus(folder: Path, count: int, source: Path | None, quality: int, subsampling: str) -> list[Path]:
     photos = []
     if source is not None and source.is_dir():
@@ -37,7 +56,7 @@ def make_corpus(folder: Path, count: int, source: Path | None, quality: int, sub
     for index in range(count):
         if photos:
             with Image.open(photos[index % len(photos)]) as original:
-                exif = original.info.get("exif", b"")
+                exif = upright_exif(original.info.get("exif", b""))
                 image = ImageOps.fit(ImageOps.exif_transpose(original).convert("RGB"), SIZE)
         else:
             base = rng.normal(128, 40, (SIZE[1] // 8, SIZE[0] // 8, 3)).clip(0, 255).astype(np.uint8)

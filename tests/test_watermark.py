@@ -16,13 +16,16 @@ from scipy.stats import binom
 
 from pixelsleuth.evidence import load_source
 from pixelsleuth.evidence.watermark import (
+    BLOCK_PIXELS,
     DETECTION_ALPHA,
+    SCREEN_VOTES_PER_BIT,
     binomial_tail,
     bits_from_votes,
     decode_dwtdct_bits,
     dwtdct_votes,
     known_watermarks,
     match_known_watermarks,
+    screening_band,
     watermark_cannot_survive,
     watermark_evidence,
 )
@@ -287,3 +290,44 @@ def test_shared_data_stable_diffusion_v1_marks_and_clean_photos() -> None:
     assert any(item.points_to == "ai-generated" for item in detected)
     assert all(item.data["best"]["key"] == "sd-v1" for item in detected if item.points_to == "ai-generated")
     assert all(evidence_for(path).points_to == "none" for path in reals)
+
+
+# --- screening large images on a band of block rows ----------------------------------------------
+
+
+def test_band_votes_equal_the_whole_image_votes_of_those_blocks() -> None:
+    image = texture(864, 1152, seed=40)
+    full = dwtdct_votes(image)
+    cols = 1152 // BLOCK_PIXELS
+    first, stop = 30, 52
+    band = dwtdct_votes(image[first * BLOCK_PIXELS : stop * BLOCK_PIXELS])
+    np.testing.assert_array_equal(band, full[first * cols : stop * cols])
+    for length in (48, 136):
+        grouped = bits_from_votes(band, length, first_block=first * cols)
+        bit_of_block = (first * cols + np.arange(band.size)) % length
+        expected = np.array([band[bit_of_block == bit].mean() * 255 > 127 for bit in range(length)])
+        np.testing.assert_array_equal(grouped, expected)
+
+
+def test_screening_band_only_for_large_images() -> None:
+    assert screening_band(512, 512) is None
+    first, stop = screening_band(864, 1152)
+    assert 0 < first < stop < 864 // BLOCK_PIXELS
+    assert (stop - first) * (1152 // BLOCK_PIXELS) >= SCREEN_VOTES_PER_BIT * 136
+
+
+@pytest.mark.parametrize(("key", "order"), [("sd-v1", "bgr"), ("sdxl", "rgb")])
+def test_large_marked_image_passes_the_screen_and_is_detected(key: str, order: str) -> None:
+    rgb = embed(texture(864, 1152, seed=41), key, order)
+    evidence = watermark_evidence(loaded(rgb))[0]
+    assert evidence.points_to == "ai-generated"
+    assert evidence.data["screened_only"] is False
+    assert evidence.data["blocks_examined"] == (864 // 8) * (1152 // 8)
+    assert evidence.data["best"]["key"] == key
+
+
+def test_large_unmarked_image_is_settled_by_the_screen() -> None:
+    evidence = watermark_evidence(loaded(texture(864, 1152, seed=42)))[0]
+    assert evidence.points_to == "none"
+    assert evidence.data["screened_only"] is True
+    assert evidence.data["blocks_examined"] < evidence.data["n_blocks"] / 4

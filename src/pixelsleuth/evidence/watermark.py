@@ -46,6 +46,12 @@ MIN_ENCODER_PIXELS = 256 * 256  # imwatermark refuses to encode (or decode) smal
 DETECTION_ALPHA = 1e-6
 DECISIVE_P_VALUE = 1e-9  # corrected p-values at or below this get the top strength
 DETECTED_STRENGTH_RANGE = (0.6, 0.95)
+# Large images are screened first on a band of block rows that gives every bit of the longest message
+# SCREEN_VOTES_PER_BIT votes; only when some message matches the band better than SCREEN_P_VALUE
+# (uncorrected, far more lenient than detection) is the whole image decoded. A mark that the whole
+# image would reveal shows in the band too; unmarked images, the common case, cost a fifth.
+SCREEN_VOTES_PER_BIT = 24
+SCREEN_P_VALUE = 1e-2
 
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
@@ -202,18 +208,24 @@ def dwtdct_votes(image: np.ndarray, *, channels: ChannelOrder = "bgr") -> np.nda
     return votes.ravel()
 
 
-def bits_from_votes(votes: np.ndarray, length: int) -> np.ndarray:
+def bits_from_votes(votes: np.ndarray, length: int, *, first_block: int = 0) -> np.ndarray:
     """Decode an `length`-bit message from block votes the way imwatermark averages them.
 
     Bit ``b`` is 1 when the mean vote of blocks ``b, b + length, b + 2 * length, ...`` times 255
     exceeds 127; a bit without any block reads as 0 (imwatermark's mean of an empty list is NaN).
+    `first_block` is the image-wide number of the first vote, for votes of a band of block rows.
     """
     votes = np.asarray(votes, dtype=bool)
-    whole = votes.size // length * length
-    ones = votes[:whole].reshape(-1, length).sum(axis=0, dtype=np.int64)
-    ones[: votes.size - whole] += votes[whole:]
-    counts = np.full(length, votes.size // length, dtype=np.int64)
-    counts[: votes.size - whole] += 1
+    if first_block == 0:
+        whole = votes.size // length * length
+        ones = votes[:whole].reshape(-1, length).sum(axis=0, dtype=np.int64)
+        ones[: votes.size - whole] += votes[whole:]
+        counts = np.full(length, votes.size // length, dtype=np.int64)
+        counts[: votes.size - whole] += 1
+    else:
+        bit_of_block = (first_block + np.arange(votes.size)) % length
+        ones = np.bincount(bit_of_block, weights=votes, minlength=length)
+        counts = np.bincount(bit_of_block, minlength=length)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (ones / counts) * 255 > 127
 
@@ -247,16 +259,21 @@ def binomial_tail(matches: int, length: int) -> float:
     return sum(math.comb(length, k) for k in range(matches, length + 1)) / 2**length
 
 
-def match_known_watermarks(rgb: np.ndarray) -> list[WatermarkMatch]:
+def match_known_watermarks(
+    rgb: np.ndarray, *, block_rows: tuple[int, int] | None = None
+) -> list[WatermarkMatch]:
     """Decode every known message under both channel-order hypotheses and score each match.
 
     Votes are computed once per channel order and regrouped for each message length. Messages
-    longer than the image's block count are skipped (some of their bits would carry no vote).
+    longer than the block count are skipped (some of their bits would carry no vote).
 
     Parameters
     ----------
     rgb : np.ndarray
         H x W x 3 uint8 image in RGB order.
+    block_rows : (first, stop), optional
+        Decode only this band of 8-pixel block rows. Votes are local to their 8 x 8 block, so a band
+        gives exactly the votes the whole image gives for those blocks.
 
     Returns
     -------
@@ -265,12 +282,17 @@ def match_known_watermarks(rgb: np.ndarray) -> list[WatermarkMatch]:
     """
     results: list[WatermarkMatch] = []
     # "bgr": the encoder got a proper BGR image; "rgb": it got the RGB array (diffusers SDXL).
+    first_block = 0
+    if block_rows is not None:
+        first_row, stop_row = block_rows
+        rgb = rgb[first_row * BLOCK_PIXELS : stop_row * BLOCK_PIXELS]
+        first_block = first_row * (rgb.shape[1] // BLOCK_PIXELS)
     for channel_order, array_channels in (("bgr", "rgb"), ("rgb", "bgr")):
         votes = dwtdct_votes(rgb, channels=array_channels)
         for message in known_watermarks():
             if votes.size < message.length:
                 continue
-            decoded = bits_from_votes(votes, message.length)
+            decoded = bits_from_votes(votes, message.length, first_block=first_block)
             matches = int(np.count_nonzero(decoded == np.asarray(message.bits, dtype=bool)))
             results.append(
                 WatermarkMatch(
@@ -307,6 +329,17 @@ def watermark_cannot_survive(image: LoadedImage) -> str | None:
                 f"{rule['ijg_quality_at_or_below']} or lower erases the watermark"
             )
     return None
+
+
+def screening_band(height: int, width: int) -> tuple[int, int] | None:
+    """The middle band of block rows to screen first, or None when the image is too small to bother."""
+    rows, cols = height // BLOCK_PIXELS, width // BLOCK_PIXELS
+    longest = max(message.length for message in known_watermarks())
+    band_rows = math.ceil(SCREEN_VOTES_PER_BIT * longest / max(cols, 1))
+    if band_rows * 4 > rows:  # screening pays only when the band is at most a quarter of the image
+        return None
+    first = (rows - band_rows) // 2
+    return first, first + band_rows
 
 
 def _strength(corrected_p: float) -> float:
@@ -375,11 +408,20 @@ def _watermark_evidence(image: LoadedImage) -> Evidence:
             data={"checked": False, "reason": reason},
         )
 
-    matches = match_known_watermarks(rgb)
+    band = screening_band(height, width)
+    screened = False
+    if band is not None:
+        matches = match_known_watermarks(rgb, block_rows=band)
+        screened = matches[0].p_value >= SCREEN_P_VALUE
+    if not screened:
+        matches = match_known_watermarks(rgb)
     best = matches[0]
     corrected_p = min(1.0, best.p_value * len(matches))
+    examined = (band[1] - band[0]) * (width // BLOCK_PIXELS) if screened and band else n_blocks
     data: dict[str, Any] = {
         "checked": True,
+        "screened_only": screened,
+        "blocks_examined": examined,
         "detected": corrected_p < DETECTION_ALPHA,
         "best": best.to_dict(),
         "corrected_p_value": corrected_p,
@@ -415,7 +457,9 @@ def _watermark_evidence(image: LoadedImage) -> Evidence:
         finding="No Stable Diffusion invisible watermark was found.",
         detail=(
             f"Best match: {best.name} message, {best.matches} of {best.length} bits "
-            f"(chance probability {_describe_p(best.p_value)}, {len(matches)} combinations tried). "
+            f"(chance probability {_describe_p(best.p_value)}, {len(matches)} combinations tried"
+            + (f"; screened on {examined} of {n_blocks} blocks" if screened else "")
+            + "). "
             + ABSENCE_CAVEAT
         ),
         data=data,
