@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 
@@ -22,7 +21,7 @@ from pixelsleuth.evidence.c2pa import (
     summarize_manifest_store,
 )
 from pixelsleuth.evidence.record import POINTS_TO, Evidence
-from pixelsleuth.intake.image import LoadedImage
+from pixelsleuth.intake import load_image
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png"}
@@ -49,21 +48,6 @@ def encode(fmt: str, seed: int = 0, size: tuple[int, int] = (96, 128)) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, fmt, **({"quality": 92} if fmt == "JPEG" else {}))
     return buffer.getvalue()
-
-
-def loaded(data: bytes, fmt: str) -> LoadedImage:
-    with Image.open(io.BytesIO(data)) as im:
-        rgb = np.asarray(im.convert("RGB"))
-        mode = im.mode
-    return LoadedImage(
-        path=None,
-        data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
-        format=fmt,
-        rgb=rgb,
-        original_mode=mode,
-        bit_depth=8,
-    )
 
 
 def manifest(source_type: str, agent: str = "Test Diffusion 1.0") -> dict:
@@ -145,7 +129,7 @@ def test_registered_under_c2pa() -> None:
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_file_without_credentials_gives_nothing(fmt: str) -> None:
-    assert c2pa_evidence(loaded(encode(fmt), fmt)) == []
+    assert c2pa_evidence(load_image(encode(fmt))) == []
 
 
 def test_marker_text_without_manifest_gives_nothing(tmp_path) -> None:
@@ -153,7 +137,7 @@ def test_marker_text_without_manifest_gives_nothing(tmp_path) -> None:
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(path, "JPEG", comment=b"see c2pa and jumb")
     data = path.read_bytes()
     assert b"c2pa" in data
-    assert c2pa_evidence(loaded(data, "JPEG")) == []
+    assert c2pa_evidence(load_image(data)) == []
 
 
 def test_only_the_jpeg_header_is_searched_for_markers(ai_jpeg: bytes) -> None:
@@ -162,7 +146,7 @@ def test_only_the_jpeg_header_is_searched_for_markers(ai_jpeg: bytes) -> None:
     assert not may_carry_credentials(plain)
     # Text after the scan is not where C2PA stores JPEG credentials: not a reason to open the reader.
     assert not may_carry_credentials(plain + b"jumb c2pa")
-    assert c2pa_evidence(loaded(plain + b"jumb c2pa", "JPEG")) == []
+    assert c2pa_evidence(load_image(plain + b"jumb c2pa")) == []
     # A header that does not parse as marker segments falls back to searching everything.
     assert may_carry_credentials(b"\xff\xd8\x00\x00 jumb")
 
@@ -175,7 +159,7 @@ def test_png_chunk_list_is_searched_not_the_image_data(tmp_path) -> None:
     info.add_text("Comment", "mentions c2pa")
     Image.open(io.BytesIO(plain)).save(path, "PNG", pnginfo=info)
     assert may_carry_credentials(path.read_bytes())
-    assert c2pa_evidence(loaded(path.read_bytes(), "PNG")) == []  # no manifest behind the word
+    assert c2pa_evidence(load_image(path.read_bytes())) == []  # no manifest behind the word
     assert may_carry_credentials(plain[:-30] + b"jumb")  # broken chunk list: search everything
 
 
@@ -187,11 +171,11 @@ def test_credentials_after_an_exif_thumbnail_are_found(material: SigningMaterial
     source = buffer.getvalue()
     assert source.count(b"\xff\xda") >= 2  # the thumbnail's own start of scan sits inside APP1
     signed = sign(source, "JPEG", manifest("trainedAlgorithmicMedia"), material)
-    assert len(by_points_to(c2pa_evidence(loaded(signed, "JPEG")), "ai-generated")) == 1
+    assert len(by_points_to(c2pa_evidence(load_image(signed)), "ai-generated")) == 1
 
 
 def test_signed_ai_jpeg_reports_untrusted_signer_and_ai_claim(ai_jpeg: bytes) -> None:
-    evidence = c2pa_evidence(loaded(ai_jpeg, "JPEG"))
+    evidence = c2pa_evidence(load_image(ai_jpeg))
     overview = evidence[0]
     assert overview.source == "c2pa"
     assert overview.data["signature_state"] == "untrusted"
@@ -212,7 +196,7 @@ def test_signed_ai_jpeg_reports_untrusted_signer_and_ai_claim(ai_jpeg: bytes) ->
 
 
 def test_trusted_signer_gets_full_strength(ai_jpeg: bytes, ca_pem: str) -> None:
-    evidence = c2pa_evidence(loaded(ai_jpeg, "JPEG"), trust_anchors=ca_pem)
+    evidence = c2pa_evidence(load_image(ai_jpeg), trust_anchors=ca_pem)
     assert evidence[0].data["signature_state"] == "trusted"
     assert "intact" in evidence[0].finding and "untrusted" not in evidence[0].finding
     (claim,) = by_points_to(evidence, "ai-generated")
@@ -221,7 +205,7 @@ def test_trusted_signer_gets_full_strength(ai_jpeg: bytes, ca_pem: str) -> None:
 
 def test_signed_png_is_read(material: SigningMaterial) -> None:
     signed = sign(encode("PNG", seed=3), "PNG", manifest("trainedAlgorithmicMedia"), material)
-    evidence = c2pa_evidence(loaded(signed, "PNG"))
+    evidence = c2pa_evidence(load_image(signed))
     assert evidence[0].data["validation_state"] == "Valid"
     assert len(by_points_to(evidence, "ai-generated")) == 1
 
@@ -229,7 +213,7 @@ def test_signed_png_is_read(material: SigningMaterial) -> None:
 def test_changed_pixels_break_the_credentials(ai_jpeg: bytes) -> None:
     tampered = flip_entropy_bytes(ai_jpeg)
     Image.open(io.BytesIO(tampered)).load()  # still a decodable JPEG
-    evidence = c2pa_evidence(loaded(tampered, "JPEG"))
+    evidence = c2pa_evidence(load_image(tampered))
     overview = evidence[0]
     assert overview.data["signature_state"] == "invalid"
     assert "assertion.dataHash.mismatch" in [item["code"] for item in overview.data["failures"]]
@@ -243,8 +227,8 @@ def test_changed_pixels_break_the_credentials(ai_jpeg: bytes) -> None:
 
 def test_digital_capture_points_to_authentic(material: SigningMaterial, ca_pem: str) -> None:
     signed = sign(encode("JPEG", seed=5), "JPEG", manifest("digitalCapture", agent="Camera 1.0"), material)
-    untrusted = by_points_to(c2pa_evidence(loaded(signed, "JPEG")), "authentic")
-    trusted = by_points_to(c2pa_evidence(loaded(signed, "JPEG"), trust_anchors=ca_pem), "authentic")
+    untrusted = by_points_to(c2pa_evidence(load_image(signed)), "authentic")
+    trusted = by_points_to(c2pa_evidence(load_image(signed), trust_anchors=ca_pem), "authentic")
     assert len(untrusted) == 1 and len(trusted) == 1
     assert 0 < untrusted[0].strength < trusted[0].strength
     assert trusted[0].strength == pytest.approx(0.8)
@@ -253,7 +237,7 @@ def test_digital_capture_points_to_authentic(material: SigningMaterial, ca_pem: 
 
 def test_broken_digital_capture_claim_argues_nothing(material: SigningMaterial) -> None:
     signed = sign(encode("JPEG", seed=6), "JPEG", manifest("digitalCapture"), material)
-    evidence = c2pa_evidence(loaded(flip_entropy_bytes(signed), "JPEG"))
+    evidence = c2pa_evidence(load_image(flip_entropy_bytes(signed)))
     assert by_points_to(evidence, "authentic") == []
     assert evidence[0].points_to == "manipulated"
 
@@ -268,7 +252,7 @@ def test_remote_manifest_is_not_fetched(material: SigningMaterial, fmt: str) -> 
     builder.set_remote_url("http://192.0.2.1/credentials")  # TEST-NET-1: never routed
     destination = io.BytesIO()
     builder.sign(signer, MIME[fmt], io.BytesIO(encode(fmt)), destination)
-    (evidence,) = c2pa_evidence(loaded(destination.getvalue(), fmt))
+    (evidence,) = c2pa_evidence(load_image(destination.getvalue()))
     assert evidence.points_to == "none"
     assert evidence.data["remote"] is True
     assert evidence.data["remote_url"] == "http://192.0.2.1/credentials"
@@ -278,7 +262,7 @@ def test_remote_manifest_is_not_fetched(material: SigningMaterial, fmt: str) -> 
 def test_corrupt_credentials_never_raise(ai_jpeg: bytes) -> None:
     start = ai_jpeg.find(b"jumb")
     corrupt = ai_jpeg[: start + 40] + bytes(200) + ai_jpeg[start + 240 :]
-    evidence = c2pa_evidence(loaded(corrupt, "JPEG"))
+    evidence = c2pa_evidence(load_image(corrupt))
     assert all(isinstance(item, Evidence) and item.points_to in POINTS_TO for item in evidence)
     assert evidence  # the markers are there, so something is reported
     json.dumps([item.to_dict() for item in evidence])
@@ -305,7 +289,7 @@ def test_edited_ai_image_reports_the_ingredient_claim(ai_jpeg: bytes, material: 
         ],
     }
     parent = ({"title": "render.jpg", "relationship": "parentOf", "label": "p"}, ai_jpeg)
-    evidence = c2pa_evidence(loaded(sign(ai_jpeg, "JPEG", edit, material, ingredient=parent), "JPEG"))
+    evidence = c2pa_evidence(load_image(sign(ai_jpeg, "JPEG", edit, material, ingredient=parent)))
     overview = evidence[0]
     assert overview.data["manifest_count"] == 2
     assert [action["name"] for action in overview.data["actions"]] == ["opened", "color_adjustments"]

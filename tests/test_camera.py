@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import subprocess
@@ -15,7 +14,7 @@ import piexif
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import Image, ImageOps
 
 from pixelsleuth.evidence import load_source
 from pixelsleuth.evidence.camera import (
@@ -36,7 +35,8 @@ from pixelsleuth.evidence.quant_tables import (
     known_tables,
 )
 from pixelsleuth.evidence.record import Evidence
-from pixelsleuth.intake.image import JpegInfo, LoadedImage
+from pixelsleuth.intake import load_image
+from pixelsleuth.intake.image import LoadedImage
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_REAL = REPO.parent / "shared" / "data" / "real"
@@ -47,35 +47,6 @@ UNKNOWN_MAKE, UNKNOWN_MODEL = "Examplecam", "EC-1000"
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-
-
-def load(path: Path) -> LoadedImage:
-    """A LoadedImage read with Pillow, as intake would produce it."""
-    data = path.read_bytes()
-    with Image.open(path) as image:
-        image.load()
-        jpeg = None
-        if image.format == "JPEG":
-            jpeg = JpegInfo(
-                quantization_tables={k: tuple(v) for k, v in image.quantization.items()},
-                subsampling=SUBSAMPLING_NAMES.get(JpegImagePlugin.get_sampling(image), "other"),
-                progressive=bool(image.info.get("progressive")),
-                components=len(image.getbands()),
-            )
-        orientation = image.getexif().get(0x0112)
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        return LoadedImage(
-            path=str(path),
-            data=data,
-            sha256=hashlib.sha256(data).hexdigest(),
-            format=image.format or "",
-            rgb=rgb,
-            original_mode=image.mode,
-            bit_depth=8,
-            orientation=orientation,
-            jpeg=jpeg,
-            exif=image.info.get("exif"),
-        )
 
 
 def textured(width: int = 480, height: int = 360, seed: int = 0) -> np.ndarray:
@@ -126,7 +97,7 @@ def exif_block(
 def write_jpeg(tmp_path: Path, name: str, rgb: np.ndarray, **save: object) -> LoadedImage:
     path = tmp_path / name
     path.write_bytes(jpeg_bytes(rgb, **save))
-    return load(path)
+    return load_image(path)
 
 
 def own_camera_tables() -> list[list[int]]:
@@ -447,7 +418,7 @@ def test_half_size_of_a_known_resolution_is_accepted(tmp_path: Path) -> None:
 def test_png_without_exif_costs_nothing_and_says_nothing(tmp_path: Path) -> None:
     path = tmp_path / "plain.png"
     Image.fromarray(textured()).save(path)
-    assert camera_evidence(load(path)) == []
+    assert camera_evidence(load_image(path)) == []
 
 
 def test_jpeg_without_exif_is_informative_only(tmp_path: Path) -> None:
@@ -460,7 +431,7 @@ def test_jpeg_without_exif_is_informative_only(tmp_path: Path) -> None:
 def test_png_with_exif_still_checks_dimensions(tmp_path: Path) -> None:
     path = tmp_path / "exif.png"
     Image.fromarray(textured()).save(path, exif=exif_block(UNKNOWN_MAKE, UNKNOWN_MODEL, size=(960, 720)))
-    evidence = camera_evidence(load(path))
+    evidence = camera_evidence(load_image(path))
     assert [e.data["check"] for e in evidence] == ["dimensions"]
     assert evidence[0].points_to == "manipulated"
 

@@ -24,36 +24,13 @@ from pixelsleuth.evidence.generator_text import (
     parse_midjourney_description,
 )
 from pixelsleuth.evidence.record import Evidence
+from pixelsleuth.intake import load_image
 from pixelsleuth.intake.image import LoadedImage
 
 DEV_SD = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dev" / "fake" / "stable-diffusion-v1"
 )
 DEV_SD_ABSOLUTE = Path("/work/shared/data/dev/fake/stable-diffusion-v1")
-
-
-def load(path: Path) -> LoadedImage:
-    """A minimal stand-in for intake: pixels plus the text the generator-text source reads."""
-    data = path.read_bytes()
-    with Image.open(io.BytesIO(data)) as image:
-        xmp = image.info.get("xmp")
-        if isinstance(xmp, bytes):
-            xmp = xmp.decode("utf-8", "replace")
-        text_chunks = {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
-        if isinstance(image.info.get("comment"), bytes):
-            text_chunks["comment"] = image.info["comment"].decode("utf-8", "replace")
-        return LoadedImage(
-            path=str(path),
-            data=data,
-            sha256="",
-            format=image.format,
-            rgb=np.asarray(image.convert("RGB")),
-            original_mode=image.mode,
-            bit_depth=8,
-            exif=image.info.get("exif"),
-            xmp=xmp or text_chunks.get("XML:com.adobe.xmp"),
-            text_chunks=text_chunks,
-        )
 
 
 def write_png(path: Path, chunks: dict[str, str], itxt: dict[str, str] | None = None) -> LoadedImage:
@@ -63,7 +40,7 @@ def write_png(path: Path, chunks: dict[str, str], itxt: dict[str, str] | None = 
     for key, value in (itxt or {}).items():
         info.add_itxt(key, value)
     Image.new("RGB", (16, 16), (40, 80, 120)).save(path, pnginfo=info)
-    return load(path)
+    return load_image(path)
 
 
 def only_record(image: LoadedImage) -> GenerationRecord:
@@ -144,11 +121,11 @@ def test_a1111_jpeg_with_unicode_user_comment(tmp_path: Path) -> None:
     Image.new("RGB", (16, 16)).save(buffer, "JPEG", exif=exif)
     path = tmp_path / "a1111.jpg"
     path.write_bytes(buffer.getvalue())
-    record = only_record(load(path))
+    record = only_record(load_image(path))
     assert record.found_in == "EXIF UserComment"
     assert record.prompt.startswith("portrait of an astronaute élégant")
     assert record.seed == 1234 and record.extra["Lora hashes"] == "detail: 1a2b3c4d, style: 5e6f7a8b"
-    assert single_ai_evidence(load(path)).strength == pytest.approx(0.95)
+    assert single_ai_evidence(load_image(path)).strength == pytest.approx(0.95)
 
 
 def test_fooocus_jpeg_exif_layout(tmp_path: Path) -> None:
@@ -170,7 +147,7 @@ def test_fooocus_jpeg_exif_layout(tmp_path: Path) -> None:
     exif[0x927C] = "fooocus"
     path = tmp_path / "fooocus.jpg"
     Image.new("RGB", (16, 16)).save(path, exif=exif)
-    record = only_record(load(path))
+    record = only_record(load_image(path))
     assert record.tool == "Fooocus" and record.seed == 4242 and record.size == "1152x896"
     assert record.model == "juggernautXL_v8Rundiffusion.safetensors" and record.cfg_scale == 4.0
 
@@ -566,7 +543,7 @@ def test_midjourney_description(tmp_path: Path) -> None:
 def test_jpeg_comment_with_parameters(tmp_path: Path) -> None:
     path = tmp_path / "comment.jpg"
     Image.new("RGB", (16, 16)).save(path, comment=A1111_PARAMETERS.encode())
-    record = only_record(load(path))
+    record = only_record(load_image(path))
     assert record.found_in == "JPEG comment" and record.seed == 1234
 
 

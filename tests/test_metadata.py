@@ -27,6 +27,7 @@ from pixelsleuth.evidence.metadata import (
 )
 from pixelsleuth.evidence.record import POINTS_TO, Evidence
 from pixelsleuth.evidence.xmp import parse_xmp
+from pixelsleuth.intake import load_image
 from pixelsleuth.intake.image import LoadedImage
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -35,31 +36,6 @@ from pixelsleuth.intake.image import LoadedImage
 def _find_xmp_packet(data: bytes) -> str | None:
     match = re.search(rb"<x:xmpmeta.*?</x:xmpmeta>", data, re.DOTALL)
     return match.group(0).decode("utf-8", "replace") if match else None
-
-
-def load(path: Path) -> LoadedImage:
-    """A minimal stand-in for intake: pixels plus the metadata fields the sources read."""
-    data = path.read_bytes()
-    with Image.open(io.BytesIO(data)) as image:
-        rgb = np.asarray(image.convert("RGB"))
-        xmp = image.info.get("xmp")
-        if isinstance(xmp, bytes):
-            xmp = xmp.decode("utf-8", "replace")
-        text_chunks = {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
-        if isinstance(image.info.get("comment"), bytes):
-            text_chunks["comment"] = image.info["comment"].decode("utf-8", "replace")
-        return LoadedImage(
-            path=str(path),
-            data=data,
-            sha256="",
-            format=image.format,
-            rgb=rgb,
-            original_mode=image.mode,
-            bit_depth=8,
-            exif=image.info.get("exif"),
-            xmp=xmp or text_chunks.get("XML:com.adobe.xmp") or _find_xmp_packet(data),
-            text_chunks=text_chunks,
-        )
 
 
 def write_jpeg(
@@ -76,7 +52,7 @@ def write_jpeg(
     if app13 is not None:
         data = data[:2] + app13 + data[2:]
     path.write_bytes(data)
-    return load(path)
+    return load_image(path)
 
 
 def xmp_packet(description_attributes: str = "", body: str = "", namespaces: str = "") -> str:
@@ -393,7 +369,7 @@ def test_xmp_in_png_itxt_and_junk_around_the_packet(tmp_path: Path) -> None:
     info.add_itxt("XML:com.adobe.xmp", junk)
     path = tmp_path / "dt.png"
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
-    evidence = metadata_evidence(load(path))
+    evidence = metadata_evidence(load_image(path))
     assert [item.data["tool"] for item in of(evidence, "xmp", "ai-generated")] == ["Draw Things"]
 
 
