@@ -23,6 +23,7 @@ from typing import Any
 
 from pixelsleuth.evidence.record import Evidence, PointsTo
 from pixelsleuth.intake.image import LoadedImage
+from pixelsleuth.intake.jpeg import header_segments
 
 SOURCE = "c2pa"
 
@@ -132,28 +133,16 @@ def digital_source_type(term_or_url: str) -> dict[str, Any] | None:
 
 
 def _jpeg_header_end(data: bytes) -> int:
-    """Offset of a JPEG's first start-of-scan marker, found by walking the marker segments.
+    """Offset of a JPEG's first start-of-scan marker.
 
     C2PA embeds JPEG credentials in APP11 segments of the header (and remote references in XMP), so
-    only the header needs searching, not the entropy-coded scan. Returns ``len(data)`` when the
-    segment structure is not as expected, so the caller falls back to searching everything.
+    only the header needs searching, not the entropy-coded scan. Returns ``len(data)`` when no scan
+    is found, so the caller falls back to searching everything.
     """
-    position, size = 2, len(data)
-    while position + 4 <= size:
-        if data[position] != 0xFF:
-            return size
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
-        elif marker == 0xDA:  # start of scan
-            return position
-        elif marker == 0xD9:  # end of image before any scan: not a layout we know, search it all
-            return size
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length field
-            position += 2
-        else:
-            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return size
+    for segment in header_segments(data):
+        if segment.marker == 0xDA:
+            return segment.offset
+    return len(data)
 
 
 def _png_marker_chunks(data: bytes) -> bool | None:

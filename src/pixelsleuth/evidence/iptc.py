@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pixelsleuth.intake.jpeg import header_segments
+
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 IPTC_RESOURCE_ID = 0x0404
 _RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
 _UTF8_ESCAPE = b"\x1b%G"  # dataset 1:90 (coded character set) value that declares UTF-8
-_MAX_HEADER_SEGMENTS = 512
 
 # IIM record 2 datasets that carry provenance, by (record, dataset) -> short name (IIM 4.2, chapter 6).
 IIM_DATASET_NAMES: dict[tuple[int, int], str] = {
@@ -72,31 +73,11 @@ def photoshop_segments(data: bytes) -> bytes:
 
     Walks marker segments from SOI up to SOS only; entropy-coded data is never touched.
     """
-    if not data.startswith(b"\xff\xd8"):
-        return b""
-    payload = bytearray()
-    position, size = 2, len(data)
-    for _ in range(_MAX_HEADER_SEGMENTS):
-        if position + 4 > size or data[position] != 0xFF:
-            break
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            position += 2
-            continue
-        if marker in (0xDA, 0xD9):  # SOS: header over; EOI: nothing more
-            break
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        if length < 2:
-            break
-        if marker == 0xED:
-            segment = data[position + 4 : position + 2 + length]
-            if segment.startswith(PHOTOSHOP_HEADER):
-                payload += segment[len(PHOTOSHOP_HEADER) :]
-        position += 2 + length
-    return bytes(payload)
+    return b"".join(
+        segment.payload[len(PHOTOSHOP_HEADER) :]
+        for segment in header_segments(data)
+        if segment.marker == 0xED and segment.payload.startswith(PHOTOSHOP_HEADER)
+    )
 
 
 def image_resources(payload: bytes) -> dict[int, bytes]:

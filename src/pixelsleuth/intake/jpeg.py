@@ -8,6 +8,7 @@ expose: where the entropy-coded data begins, which is what the end-of-image chec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PIL import Image
@@ -65,6 +66,50 @@ class JpegLayout:
     @property
     def is_lossless(self) -> bool:
         return self.sof_marker in _LOSSLESS_SOF
+
+
+@dataclass(frozen=True)
+class JpegSegment:
+    """One marker segment of a JPEG header: its marker byte, where it starts, and its payload."""
+
+    marker: int
+    offset: int  # of the FF byte
+    payload: bytes  # the bytes after the two length bytes
+
+
+def header_segments(data: bytes) -> Iterator[JpegSegment]:
+    """The length-bearing marker segments of a JPEG header, from SOI up to (and including) SOS.
+
+    Stops silently at the first start-of-scan, at an end-of-image marker, or where the structure is
+    damaged; entropy-coded data is never read, so this costs microseconds. Use `scan_jpeg_layout`
+    to learn *why* a header is malformed.
+
+    Example:
+        >>> [hex(s.marker) for s in header_segments(b"\\xff\\xd8\\xff\\xe0\\x00\\x04ab\\xff\\xda\\x00\\x02")]
+        ['0xe0', '0xda']
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return
+    pos, size = 2, len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in (_SOI, _TEM) or 0xD0 <= marker <= 0xD7:  # standalone markers carry no length
+            pos += 2
+            continue
+        if marker == _EOI:
+            return
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return
+        yield JpegSegment(marker, pos, data[pos + 4 : pos + 2 + length])
+        if marker == _SOS:
+            return
+        pos += 2 + length
 
 
 def scan_jpeg_layout(data: bytes) -> JpegLayout:
