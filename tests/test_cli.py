@@ -117,3 +117,13 @@ def test_export_command(folder, tmp_path, fmt):
 def test_export_usage_errors(tmp_path):
     assert runner.invoke(app, ["export", "--store", str(tmp_path / "none.sqlite3")]).exit_code == 2
     assert runner.invoke(app, ["export", "--format", "xml", "--store", str(tmp_path / "x")]).exit_code == 2
+
+
+def test_store_recognises_files_under_another_spelling_of_their_path(folder, tmp_path, monkeypatch):
+    store = str(tmp_path / "r.sqlite3")
+    assert scan_json("--store", store, str(folder))[0].exit_code == 0
+    monkeypatch.chdir(folder)
+    result, lines = scan_json("--store", store, ".")
+    assert result.exit_code == 0
+    assert "3 from the store" in result.stderr
+    assert sorted(line["path"] for line in lines) == ["nested/a1111.png", "photo.jpg", "plain.png"]

@@ -8,7 +8,7 @@ import pytest
 from pixelsleuth.analysis import SCHEMA, Analysis
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.outputs.export import COLUMNS, write_export
-from pixelsleuth.outputs.store import ResultStore
+from pixelsleuth.outputs.store import FileStamp, ResultStore
 
 
 def make_analysis(sha: str, verdict: str = "ai-generated") -> Analysis:
@@ -40,15 +40,17 @@ def test_analysis_round_trips_through_json():
 def test_store_put_get_and_no_duplicates(tmp_path):
     db = tmp_path / "r.sqlite3"
     with ResultStore(db) as store:
-        store.put(make_analysis("a" * 64), "v1", size=10, mtime_ns=5)
-        store.put(make_analysis("a" * 64), "v1", size=10, mtime_ns=5)
+        stamp = FileStamp(f"/images/{'a' * 64}.png", 10, 5)
+        store.put(make_analysis("a" * 64), "v1", stamp=stamp)
+        store.put(make_analysis("a" * 64), "v1", stamp=stamp)
         store.put(make_analysis("a" * 64), "v2")
         assert store.count() == 2
         assert store.count("v1") == 1
         assert store.get("a" * 64, "v1").verdict == "ai-generated"
         assert store.get("b" * 64, "v1") is None
-        assert store.lookup_file(f"/images/{'a' * 64}.png", 10, 5, "v1") is not None
-        assert store.lookup_file(f"/images/{'a' * 64}.png", 10, 6, "v1") is None
+        assert store.lookup_file(stamp, "v1") is not None
+        assert store.lookup_file(FileStamp(stamp.path, 10, 6), "v1") is None
+        assert store.lookup_file(stamp, "v2") is None
     with ResultStore(db) as reopened:
         assert reopened.versions() == ["v1", "v2"]
 
@@ -91,3 +93,11 @@ def test_export_parquet(records):
     assert table.num_rows == 2
     assert table.column("verdict").to_pylist() == ["ai-generated", "error"]
     assert table.column("score").to_pylist()[0] == pytest.approx(0.97)
+
+
+def test_file_stamp(tmp_path):
+    image = tmp_path / "x.png"
+    image.write_bytes(b"12345")
+    stamp = FileStamp.of(image)
+    assert stamp is not None and stamp.size == 5 and stamp.path == str(image.resolve())
+    assert FileStamp.of(tmp_path / "missing.png") is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +38,25 @@ CREATE TABLE IF NOT EXISTS seen_files (
     PRIMARY KEY (path, analysis_version)
 );
 """
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A file as it is on disk now: absolute path, size and modification time."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> FileStamp | None:
+        """Stamp a file, or None when it cannot be stat-ed (missing, unreadable folder)."""
+        try:
+            absolute = Path(path).resolve()
+            info = absolute.stat()
+        except (OSError, RuntimeError):
+            return None
+        return cls(str(absolute), info.st_size, info.st_mtime_ns)
 
 
 def default_store_path() -> Path:
@@ -79,20 +99,21 @@ class ResultStore:
         ).fetchone()
         return Analysis.from_dict(json.loads(row[0])) if row else None
 
-    def lookup_file(self, path: str, size: int, mtime_ns: int, version: str) -> Analysis | None:
-        """The stored analysis of this exact file (same path, size and modification time), if any."""
+    def lookup_file(self, stamp: FileStamp, version: str) -> Analysis | None:
+        """The stored analysis of this exact file (same absolute path, size and modification time)."""
         row = self._db.execute(
             "SELECT a.result FROM seen_files f JOIN analyses a "
             "ON a.sha256 = f.sha256 AND a.analysis_version = f.analysis_version "
             "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ? AND f.analysis_version = ?",
-            (path, size, mtime_ns, version),
+            (stamp.path, stamp.size, stamp.mtime_ns, version),
         ).fetchone()
         return Analysis.from_dict(json.loads(row[0])) if row else None
 
-    def put(
-        self, analysis: Analysis, version: str, *, size: int | None = None, mtime_ns: int | None = None
-    ) -> None:
-        """Store one finished analysis (atomically, committed at once). Needs its sha256."""
+    def put(self, analysis: Analysis, version: str, *, stamp: FileStamp | None = None) -> None:
+        """Store one finished analysis (atomically, committed at once). Needs its sha256.
+
+        With the file's `stamp`, a later scan finds the result without reading the file again.
+        """
         if analysis.sha256 is None:
             raise ValueError("an analysis without a sha256 (the file could not be read) cannot be stored")
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -109,10 +130,10 @@ class ResultStore:
                     now,
                 ),
             )
-            if analysis.path is not None and size is not None and mtime_ns is not None:
+            if stamp is not None:
                 self._db.execute(
                     "INSERT OR REPLACE INTO seen_files VALUES (?, ?, ?, ?, ?)",
-                    (analysis.path, size, mtime_ns, version, analysis.sha256),
+                    (stamp.path, stamp.size, stamp.mtime_ns, version, analysis.sha256),
                 )
 
     def count(self, version: str | None = None) -> int:
