@@ -1,0 +1,149 @@
+"""What every learned detector is: a torch model plus its model card, behind one predict()."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from pixelsleuth.detectors.card import ModelCard, Preprocessing, card_path_for
+from pixelsleuth.errors import PixelsleuthError
+
+
+class IncompatibleWeightsError(PixelsleuthError):
+    type = "incompatible_weights"
+
+
+@dataclass(frozen=True)
+class PatchMap:
+    """Per-window probabilities of "generated" from a sliding window over one image.
+
+    ``scores[i, j]`` belongs to the window whose top-left corner is ``(i * stride, j * stride)``.
+    """
+
+    scores: np.ndarray  # rows x cols, float32
+    window: int
+    stride: int
+    image_shape: tuple[int, int]
+
+    def to_pixels(self) -> np.ndarray:
+        """The map spread back over the image: each pixel gets the mean of the windows covering it."""
+        height, width = self.image_shape
+        total = np.zeros((height, width), np.float32)
+        count = np.zeros((height, width), np.float32)
+        for i, j in np.ndindex(self.scores.shape):
+            top, left = i * self.stride, j * self.stride
+            total[top : top + self.window, left : left + self.window] += self.scores[i, j]
+            count[top : top + self.window, left : left + self.window] += 1
+        return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)
+
+
+def prepare(image: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """Apply the size steps of `preprocessing` to one RGB uint8 image (no copy when none apply)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"expected an H x W x 3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}"
+        )
+    if preprocessing.resize is not None:
+        height, width = image.shape[:2]
+        scale = preprocessing.resize / min(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if preprocessing.center_crop is not None:
+        side = preprocessing.center_crop
+        height, width = image.shape[:2]
+        top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+        image = image[top : top + side, left : left + side]
+    multiple = preprocessing.crop_multiple
+    if multiple > 1:
+        height, width = image.shape[:2]
+        image = image[: height - height % multiple, : width - width % multiple]
+    return image
+
+
+class Detector:
+    """A learned detector: `model` maps a normalised N x 3 x H x W float tensor to N logits.
+
+    Subclasses build the model and may override `predict_map`. Register them with
+    ``@register_detector("name")`` so that ``pixelsleuth.detectors.create("name")`` finds them.
+    """
+
+    name: str = "detector"
+
+    def __init__(self, model: torch.nn.Module, card: ModelCard, *, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.card = card
+        self.trained = False
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.card.preprocessing
+
+    def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Same-size RGB uint8 images (after preprocessing) -> one normalised float batch on the device."""
+        prepared = [prepare(image, self.preprocessing) for image in images]
+        shapes = {image.shape for image in prepared}
+        if len(shapes) != 1:
+            raise ValueError(f"to_tensor needs images of one size after preprocessing, got {sorted(shapes)}")
+        batch = torch.from_numpy(np.stack(prepared)).to(self.device)
+        batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(batch).reshape(-1)
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
+        """Probability that each image is generated, in input order (images may differ in size).
+
+        Example:
+            >>> det.predict([np.zeros((64, 64, 3), np.uint8)])  # doctest: +SKIP
+            array([0.49], dtype=float32)
+        """
+        self.model.eval()
+        out = np.empty(len(images), np.float32)
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for index, image in enumerate(images):
+            by_shape[prepare(image, self.preprocessing).shape].append(index)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = self.to_tensor([images[i] for i in chunk])
+                out[chunk] = torch.sigmoid(self.logits(batch)).float().cpu().numpy()
+        return out
+
+    def predict_map(self, image: np.ndarray, *, window: int = 256, stride: int = 128) -> PatchMap | None:
+        """A spatial map of window probabilities; None for detectors that have none."""
+        return None
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load safetensors weights (strictly: every key must match) and the model card beside them."""
+        state = load_file(str(path), device=str(self.device))
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise IncompatibleWeightsError(
+                f"the weights in {path} do not fit the {self.name} architecture: {str(exc).splitlines()[0]}"
+            ) from None
+        card_path = card_path_for(path)
+        if card_path.is_file():
+            self.card = ModelCard.load(card_path)
+        self.model.eval()
+        self.trained = True
+
+    def save(self, path: str | Path, card: ModelCard | None = None) -> None:
+        """Write the weights as safetensors and the model card as JSON beside them."""
+        if card is not None:
+            self.card = card
+        state = {key: value.detach().contiguous().cpu() for key, value in self.model.state_dict().items()}
+        save_file(state, str(path))
+        self.card.save(card_path_for(path))
