@@ -5,15 +5,42 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis
-from pixelsleuth.errors import PixelsleuthError, unexpected
+from pixelsleuth.errors import PixelsleuthError, UsageError, unexpected
 from pixelsleuth.evidence import PROVENANCE_SOURCES, EvidenceSource, load_source
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.intake import IntakeLimits, LoadedImage, load_image
 from pixelsleuth.verdict import fuse
+
+if TYPE_CHECKING:
+    from pixelsleuth.detectors import Detector
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered detector and the weights it runs with."""
+
+    name: str
+    weights: str
+
+    @classmethod
+    def parse(cls, text: str) -> DetectorSpec:
+        """``"npr=weights/npr.safetensors"`` -> DetectorSpec("npr", "weights/npr.safetensors")."""
+        name, sep, weights = text.partition("=")
+        if not sep or not name or not weights:
+            raise UsageError(f"expected NAME=WEIGHTS (e.g. npr=npr.safetensors), got {text!r}")
+        return cls(name.strip(), weights.strip())
+
+    @property
+    def fingerprint(self) -> str:
+        """Name plus the first 12 hex digits of the weights' SHA-256: results change when weights do."""
+        digest = hashlib.sha256(Path(self.weights).read_bytes()).hexdigest()[:12]
+        return f"{self.name}@{digest}"
 
 
 @dataclass(frozen=True)
@@ -22,11 +49,15 @@ class AnalyzerConfig:
 
     limits: IntakeLimits = field(default_factory=IntakeLimits)
     sources: tuple[str, ...] = tuple(PROVENANCE_SOURCES)
+    detectors: tuple[DetectorSpec, ...] = ()
 
-    @property
+    @cached_property
     def version(self) -> str:
         """Results are stored per (sha256, version): a different version re-analyses the image."""
-        return f"pixelsleuth-{__version__}/provenance:{','.join(self.sources)}"
+        version = f"pixelsleuth-{__version__}/provenance:{','.join(self.sources)}"
+        if self.detectors:
+            version += "/detectors:" + ",".join(spec.fingerprint for spec in self.detectors)
+        return version
 
 
 def _sha256_of_file(path: str | Path) -> str | None:
@@ -36,8 +67,13 @@ def _sha256_of_file(path: str | Path) -> str | None:
         return None
 
 
+def _failed(source: str, exc: Exception) -> Evidence:
+    message = exc.message if isinstance(exc, PixelsleuthError) else f"{type(exc).__name__}: {exc}"
+    return Evidence(source=source, finding=f"the {source} check could not run on this image", detail=message)
+
+
 class Analyzer:
-    """Runs intake, every evidence source and the verdict on one image at a time.
+    """Runs intake, every evidence source, the detectors and the verdict on one image at a time.
 
     Example:
         >>> analyzer = Analyzer()
@@ -51,6 +87,11 @@ class Analyzer:
         self._sources: list[tuple[str, EvidenceSource]] = [
             (name, load_source(name)) for name in self.config.sources
         ]
+        self._detectors: list[Detector] = []
+        if self.config.detectors:  # torch is imported only when a detector runs
+            from pixelsleuth.detectors import create
+
+            self._detectors = [create(spec.name, spec.weights) for spec in self.config.detectors]
 
     @property
     def version(self) -> str:
@@ -63,13 +104,14 @@ class Analyzer:
             try:
                 found.extend(source(image))
             except Exception as exc:  # a bug in one source must not lose the others' findings
-                found.append(
-                    Evidence(
-                        source=name,
-                        finding=f"the {name} check could not run on this image",
-                        detail=f"{type(exc).__name__}: {exc}",
-                    )
-                )
+                found.append(_failed(name, exc))
+        if self._detectors:
+            from pixelsleuth.detectors.evidence import detector_evidence
+        for detector in self._detectors:
+            try:
+                found.append(detector_evidence(detector, image.rgb))
+            except Exception as exc:  # e.g. an image below the detector's minimum size
+                found.append(_failed(f"detector:{detector.name}", exc))
         return found
 
     def analyze_image(self, image: LoadedImage) -> Analysis:
@@ -100,7 +142,11 @@ class Analyzer:
         return Analysis(path=path, sha256=_sha256_of_file(path), verdict="error", error=error.to_dict())
 
 
-def analyze(source: str | Path, *, sources: Sequence[str] | None = None) -> Analysis:
-    """Analyse one image file with the default configuration (a convenience for the Python API)."""
-    config = AnalyzerConfig() if sources is None else AnalyzerConfig(sources=tuple(sources))
+def analyze(
+    source: str | Path, *, sources: Sequence[str] | None = None, detectors: Sequence[DetectorSpec] = ()
+) -> Analysis:
+    """Analyse one image file (a convenience for the Python API; build an Analyzer for many files)."""
+    config = AnalyzerConfig(
+        sources=tuple(PROVENANCE_SOURCES) if sources is None else tuple(sources), detectors=tuple(detectors)
+    )
     return Analyzer(config).analyze(source)

@@ -14,12 +14,13 @@ from rich.table import Table
 
 from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis
+from pixelsleuth.errors import PixelsleuthError
 from pixelsleuth.intake import IntakeLimits
 from pixelsleuth.outputs.collect import collect_paths
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
 from pixelsleuth.outputs.scan import scan as run_scan
 from pixelsleuth.outputs.store import ResultStore, default_store_path
-from pixelsleuth.pipeline import Analyzer, AnalyzerConfig
+from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -98,9 +99,23 @@ def scan(
     max_file_mb: Annotated[
         float, typer.Option("--max-file-mb", min=0.001, help="Refuse files larger than this many MiB.")
     ] = IntakeLimits().max_file_bytes / 2**20,
+    detector: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--detector",
+            help="Run a detector: NAME=WEIGHTS.safetensors (repeatable; see `pixelsleuth detectors`).",
+        ),
+    ] = None,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
+    try:
+        specs = tuple(DetectorSpec.parse(text) for text in detector or ())
+        limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
+        analyzer = Analyzer(AnalyzerConfig(limits=limits, detectors=specs))
+    except PixelsleuthError as exc:
+        err.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(EXIT_USAGE) from None
     files, unmatched = collect_paths(paths)
     for pattern in unmatched:
         err.print(f"[yellow]nothing matches {pattern!r}[/]")
@@ -108,8 +123,6 @@ def scan(
         err.print("[red]no image files to scan[/]")
         raise typer.Exit(EXIT_USAGE)
 
-    limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
-    analyzer = Analyzer(AnalyzerConfig(limits=limits))
     result_store = None if no_store else ResultStore(store or default_store_path())
     out = None if json_lines else Console()
     if out is not None and not out.is_terminal:
@@ -180,6 +193,19 @@ def export(
             with open(output, "wb") as handle:
                 count = write_export(records, fmt, handle)  # type: ignore[arg-type]
     err.print(f"exported {count} result(s)")
+
+
+@app.command("detectors")
+def detectors_command() -> None:
+    """List the registered detectors."""
+    from pixelsleuth.detectors import list_detectors
+
+    table = Table(header_style="bold")
+    table.add_column("name")
+    table.add_column("description")
+    for name, description in list_detectors().items():
+        table.add_row(name, description)
+    Console().print(table)
 
 
 def main() -> None:

@@ -1,0 +1,52 @@
+"""A detector's score as evidence, in the one result type every source shares."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pixelsleuth.detectors.base import Detector
+from pixelsleuth.evidence.record import Evidence
+
+# A detector that finds no generation trace has not shown the image is genuine: it may simply not
+# know the generator. So scores below 0.5 count half as much (towards authentic) as scores above.
+AUTHENTIC_SIDE_WEIGHT = 0.5
+
+
+def score_to_evidence(detector_name: str, probability: float, *, calibrated: bool, version: str) -> Evidence:
+    """Turn P(generated) from a detector into an Evidence item.
+
+    Example:
+        >>> score_to_evidence("npr", 0.9, calibrated=False, version="1").points_to
+        'ai-generated'
+    """
+    probability = float(np.clip(probability, 0.0, 1.0))
+    source = f"detector:{detector_name}"
+    data = {"probability": round(probability, 6), "calibrated": calibrated, "weights_version": version}
+    kind = "calibrated" if calibrated else "uncalibrated"
+    if probability >= 0.5:
+        return Evidence(
+            source=source,
+            finding=f"The {detector_name} detector finds generation traces in the pixels "
+            f"(P(generated) = {probability:.2f}, {kind}).",
+            points_to="ai-generated",
+            strength=round(2.0 * probability - 1.0, 6),
+            detail="A learned detector's score; its model card says what it saw and where it fails.",
+            data=data,
+        )
+    return Evidence(
+        source=source,
+        finding=f"The {detector_name} detector finds no generation traces "
+        f"(P(generated) = {probability:.2f}, {kind}).",
+        points_to="authentic",
+        strength=round(AUTHENTIC_SIDE_WEIGHT * (1.0 - 2.0 * probability), 6),
+        detail="Absence of the traces this detector knows is weak evidence: "
+        "generators it never saw may leave others.",
+        data=data,
+    )
+
+
+def detector_evidence(detector: Detector, rgb: np.ndarray) -> Evidence:
+    """Run one detector on one image and report its score as evidence."""
+    probability = float(detector.predict([rgb])[0])
+    calibrated = bool(detector.card.extra.get("calibrated", False))
+    return score_to_evidence(detector.name, probability, calibrated=calibrated, version=detector.card.version)
