@@ -208,6 +208,17 @@ def detectors_command() -> None:
     Console().print(table)
 
 
+def _register_research_commands() -> None:
+    # The research workflow lives in train/ and bench/; its commands join the one CLI here.
+    from pixelsleuth.bench.command import evaluate_command, robustness_command
+
+    app.command("evaluate")(evaluate_command)
+    app.command("robustness")(robustness_command)
+
+
+_register_research_commands()
+
+
 def main() -> None:
     """Console-script entry point: maps usage errors to exit status 2."""
     app()
