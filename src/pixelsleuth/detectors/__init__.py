@@ -1,20 +1,52 @@
 """Learned detectors behind one registry: ``create(name, weights=...)``.
 
+Names are resolved on first use (PEP 562), so importing a light submodule such as
+``pixelsleuth.detectors.card`` does not import torch.
+
 Example:
     >>> from pixelsleuth import detectors
-    >>> "npr" in detectors.list_detectors()  # doctest: +SKIP
+    >>> "npr" in detectors.list_detectors()
     True
 """
 
-from pixelsleuth.detectors.base import Detector, IncompatibleWeightsError, PatchMap
-from pixelsleuth.detectors.card import Metric, ModelCard, Preprocessing
-from pixelsleuth.detectors.registry import (
-    UnknownDetectorError,
-    WeightsNotFoundError,
-    create,
-    list_detectors,
-    register_detector,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Detector": "pixelsleuth.detectors.base",
+    "IncompatibleWeightsError": "pixelsleuth.detectors.base",
+    "PatchMap": "pixelsleuth.detectors.base",
+    "Metric": "pixelsleuth.detectors.card",
+    "ModelCard": "pixelsleuth.detectors.card",
+    "Preprocessing": "pixelsleuth.detectors.card",
+    "UnknownDetectorError": "pixelsleuth.detectors.registry",
+    "WeightsNotFoundError": "pixelsleuth.detectors.registry",
+    "create": "pixelsleuth.detectors.registry",
+    "list_detectors": "pixelsleuth.detectors.registry",
+    "register_detector": "pixelsleuth.detectors.registry",
+}
+
+if TYPE_CHECKING:
+    from pixelsleuth.detectors.base import Detector, IncompatibleWeightsError, PatchMap
+    from pixelsleuth.detectors.card import Metric, ModelCard, Preprocessing
+    from pixelsleuth.detectors.registry import (
+        UnknownDetectorError,
+        WeightsNotFoundError,
+        create,
+        list_detectors,
+        register_detector,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pixelsleuth.detectors' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Detector",

@@ -86,17 +86,24 @@ class Detector:
     def preprocessing(self) -> Preprocessing:
         return self.card.preprocessing
 
+    def normalise(self, pixels: np.ndarray) -> torch.Tensor:
+        """N x H x W x 3 uint8 pixels -> the normalised N x 3 x H x W float batch on the device."""
+        batch = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    def check_input(self, prepared: np.ndarray, original: np.ndarray) -> None:
+        """Raise a typed error when a prepared image cannot be scored (e.g. too small); default: accept."""
+
     def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Same-size RGB uint8 images (after preprocessing) -> one normalised float batch on the device."""
         prepared = [prepare(image, self.preprocessing) for image in images]
         shapes = {image.shape for image in prepared}
         if len(shapes) != 1:
             raise ValueError(f"to_tensor needs images of one size after preprocessing, got {sorted(shapes)}")
-        batch = torch.from_numpy(np.stack(prepared)).to(self.device)
-        batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)
-        return (batch - mean) / std
+        return self.normalise(np.stack(prepared))
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model(batch).reshape(-1)
@@ -105,19 +112,24 @@ class Detector:
     def predict(self, images: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         """Probability that each image is generated, in input order (images may differ in size).
 
+        Images of the same size after preprocessing share a batch.
+
         Example:
             >>> det.predict([np.zeros((64, 64, 3), np.uint8)])  # doctest: +SKIP
             array([0.49], dtype=float32)
         """
         self.model.eval()
+        prepared = [prepare(image, self.preprocessing) for image in images]
+        for ready, original in zip(prepared, images, strict=True):
+            self.check_input(ready, original)
         out = np.empty(len(images), np.float32)
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for index, image in enumerate(images):
-            by_shape[prepare(image, self.preprocessing).shape].append(index)
+        for index, ready in enumerate(prepared):
+            by_shape[ready.shape].append(index)
         for indices in by_shape.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                batch = self.to_tensor([images[i] for i in chunk])
+                batch = self.normalise(np.stack([prepared[i] for i in chunk]))
                 out[chunk] = torch.sigmoid(self.logits(batch)).float().cpu().numpy()
         return out
 
