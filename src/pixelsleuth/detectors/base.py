@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pixelsleuth.detectors.card import ModelCard, Preprocessing, card_path_for
-from pixelsleuth.errors import PixelsleuthError
+from pixelsleuth.detectors.runtime import PRECISIONS, Precision, inference_model
+from pixelsleuth.errors import PixelsleuthError, UsageError
 
 
 class IncompatibleWeightsError(PixelsleuthError):
@@ -76,11 +77,17 @@ class Detector:
 
     name: str = "detector"
 
-    def __init__(self, model: torch.nn.Module, card: ModelCard, *, device: str = "cpu") -> None:
+    def __init__(
+        self, model: torch.nn.Module, card: ModelCard, *, device: str = "cpu", precision: Precision = "fp32"
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.card = card
         self.trained = False
+        self.precision: Precision = precision
+        self._fast: tuple[tuple[int, ...], torch.nn.Module] | None = None
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -106,7 +113,21 @@ class Detector:
         return self.normalise(np.stack(prepared))
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits of `model` as it is (training mode, gradients and all)."""
         return self.model(batch).reshape(-1)
+
+    def inference_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for inference: batch norm folded, channels-last, bf16 autocast if asked for.
+
+        The fast copy of the network is rebuilt whenever a weight of `model` changed (in-place updates
+        bump a tensor's version counter), so training between calls never leaves it stale.
+        """
+        versions = tuple(tensor._version for tensor in self.model.state_dict(keep_vars=True).values())
+        if self._fast is None or self._fast[0] != versions:
+            self._fast = (versions, inference_model(self.model))
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self._fast[1](batch).reshape(-1).float()
 
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
@@ -130,7 +151,7 @@ class Detector:
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 batch = self.normalise(np.stack([prepared[i] for i in chunk]))
-                out[chunk] = torch.sigmoid(self.logits(batch)).float().cpu().numpy()
+                out[chunk] = torch.sigmoid(self.inference_logits(batch)).cpu().numpy()
         return out
 
     def predict_map(self, image: np.ndarray, *, window: int = 256, stride: int = 128) -> PatchMap | None:

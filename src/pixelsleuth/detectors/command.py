@@ -40,3 +40,38 @@ def convert_command(
     ):
         if card.extra.get(key):
             typer.echo(f"{label}: {few(card.extra[key], 8)}")
+
+
+def export_onnx_command(
+    output: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Registered detector name.")] = "npr",
+    weights: Annotated[
+        Path | None, typer.Option("--weights", "-w", help="The detector's .safetensors weights.")
+    ] = None,
+    allow_untrained: Annotated[
+        bool, typer.Option("--allow-untrained", help="Export random weights (only to test a deployment).")
+    ] = False,
+) -> None:
+    """Export a detector's network to ONNX: dynamic batch, height and width; input normalised per its card."""
+    from pixelsleuth.detectors import create
+    from pixelsleuth.detectors.runtime import export_onnx
+
+    try:
+        model = create(detector, weights)
+    except PixelsleuthError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if not model.trained and not allow_untrained:
+        typer.echo(
+            f"the {detector} detector has no trained weights: give them with --weights "
+            "(or --allow-untrained to export random weights)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        export_onnx(model.model, output)
+    except ImportError as error:
+        typer.echo(f"ONNX export needs the onnx extra: pip install 'pixelsleuth[onnx]' ({error})", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    model.card.save(card_path_for(output))
+    typer.echo(f"wrote {output} and its model card {card_path_for(output)}")

@@ -1,0 +1,119 @@
+"""Making a trained network fast for inference on the CPU or GPU, and exporting it to ONNX.
+
+Nothing here changes what a network computes beyond floating-point rounding, except ``precision="bf16"``,
+which trades a little accuracy (measured in BENCHMARKS.md) for speed on CPUs with AMX / AVX-512 BF16.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
+
+def _folded_conv(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    folded = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+    ).to(conv.weight.device, conv.weight.dtype)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    with torch.no_grad():
+        folded.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        folded.bias.copy_((bias - norm.running_mean) * scale + norm.bias)
+    return folded
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of an eval-mode network with each BatchNorm2d folded into the convolution before it.
+
+    Pairs are found the way ResNet-style code names them: attributes ``convN`` / ``bnN`` of one module,
+    and consecutive (Conv2d, BatchNorm2d) children of an ``nn.Sequential``. Folded norms become
+    ``nn.Identity``; the outputs are equal up to float rounding.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+        >>> x = torch.randn(1, 3, 8, 8)
+        >>> bool(torch.allclose(fold_batchnorm(net)(x), net(x), atol=1e-5))
+        True
+    """
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, nn.Sequential):
+            children = list(module.named_children())
+            for (conv_name, conv), (norm_name, norm) in itertools.pairwise(children):
+                if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                    setattr(module, conv_name, _folded_conv(conv, norm))
+                    setattr(module, norm_name, nn.Identity())
+            continue
+        for name, norm in list(module.named_children()):
+            if not (isinstance(norm, nn.BatchNorm2d) and name.startswith("bn")):
+                continue
+            conv = getattr(module, "conv" + name[2:], None)
+            if isinstance(conv, nn.Conv2d):
+                setattr(module, "conv" + name[2:], _folded_conv(conv, norm))
+                setattr(module, name, nn.Identity())
+    return folded
+
+
+def inference_model(model: nn.Module, *, channels_last: bool = True, fold: bool = True) -> nn.Module:
+    """The network as it should run for inference: batch norm folded, channels-last memory format."""
+    fast = fold_batchnorm(model) if fold else copy.deepcopy(model).eval()
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    return fast.eval()
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast is worth it here: CUDA with bf16, or a CPU with AMX / AVX-512 BF16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    capability = torch.backends.cpu.get_cpu_capability()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return capability.startswith("AVX512") and ("amx_bf16" in flags or "avx512_bf16" in flags)
+
+
+def export_onnx(
+    model: nn.Module, path: str | Path, *, example_size: int = 256, opset: int = 18, dynamic: bool = True
+) -> Path:
+    """Write an eval-mode network as ONNX (batch, height and width dynamic unless `dynamic` is False).
+
+    The exported graph takes the normalised N x 3 x H x W float input the detector's `model` takes and
+    returns N logits.
+    """
+    path = Path(path)
+    model = fold_batchnorm(model).cpu().eval()
+    example = torch.randn(2, 3, example_size, example_size)
+    dynamic_shapes = None
+    if dynamic:
+        # Height and width are declared even: NPR crops odd sizes before the network sees them.
+        half_height, half_width = torch.export.Dim("half_height"), torch.export.Dim("half_width")
+        dynamic_shapes = ({0: torch.export.Dim("batch"), 2: 2 * half_height, 3: 2 * half_width},)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["images"],
+        output_names=["logits"],
+        opset_version=opset,
+        dynamic_shapes=dynamic_shapes,
+        dynamo=True,
+    )
+    return path
