@@ -95,3 +95,27 @@ def test_export_onnx_matches_torch(tmp_path):
 def test_export_onnx_refuses_untrained(tmp_path):
     result = CliRunner().invoke(app, ["export-onnx", str(tmp_path / "x.onnx")])
     assert result.exit_code == 2
+
+
+def test_onnxruntime_runtime_matches_torch_and_caches_its_export(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.setattr("pixelsleuth.detectors.runtime.default_onnx_cache", lambda: tmp_path / "cache")
+    detector = create("npr")
+    detector.model.load_state_dict(randomised_npr().state_dict())
+    weights = tmp_path / "w.safetensors"
+    detector.save(weights)
+    images = [np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8) for i in range(3)]
+    expected = create("npr", weights).predict(images)
+    fast = create("npr", weights, runtime="onnxruntime")
+    np.testing.assert_allclose(fast.predict(images), expected, atol=1e-5)
+    cached = list((tmp_path / "cache").glob("*.onnx"))
+    assert len(cached) == 1
+    again = create("npr", weights, runtime="onnxruntime")
+    np.testing.assert_allclose(again.predict(images[:1]), expected[:1], atol=1e-5)
+    assert list((tmp_path / "cache").glob("*.onnx")) == cached
+
+
+def test_onnxruntime_runtime_refuses_bf16():
+    with pytest.raises(Exception, match="float32 on the CPU only"):
+        create("npr", runtime="onnxruntime", precision="bf16")

@@ -43,6 +43,9 @@ WeightsOption = Annotated[
 OutputOption = Annotated[Path, typer.Option("--output", "-o", help="Folder to write the results into.")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Images read and scored together.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, ...")]
+RuntimeOption = Annotated[
+    str, typer.Option("--runtime", help="torch, or onnxruntime (CPU float32; fastest on CPUs, same scores).")
+]
 SplitOption = Annotated[
     str, typer.Option("--split", help="GenImage split to evaluate (its test images are in 'val').")
 ]
@@ -61,10 +64,13 @@ AllowUntrainedOption = Annotated[
 ]
 
 
-def _detector(name: str, weights: Path | None, device: str, allow_untrained: bool) -> Detector:
+def _detector(
+    name: str, weights: Path | None, device: str, allow_untrained: bool, runtime: str = "torch"
+) -> Detector:
     from pixelsleuth.detectors import create
 
-    detector = create(name, weights, device=device)
+    options = {"runtime": runtime} if runtime != "torch" else {}  # detectors without runtimes stay valid
+    detector = create(name, weights, device=device, **options)
     if not getattr(detector, "trained", True) and not allow_untrained:
         raise UsageError(
             f"the {name} detector has no trained weights, and measuring random weights means nothing: "
@@ -96,6 +102,7 @@ def evaluate_command(
     weights: WeightsOption = None,
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = "cpu",
+    runtime: RuntimeOption = "torch",
     split: SplitOption = "val",
     limit_per_subset: LimitOption = None,
     seed: SeedOption = 0,
@@ -113,7 +120,7 @@ def evaluate_command(
 
     err = Console(stderr=True)
     try:
-        scorer = _detector(detector, weights, device, allow_untrained)
+        scorer = _detector(detector, weights, device, allow_untrained, runtime)
         samples = discover(source, split=split)
         if limit_per_subset is not None:
             samples = draw_per_subset(samples, limit_per_subset, seed=seed)
@@ -144,6 +151,7 @@ def robustness_command(
     limit_per_subset: LimitOption = None,
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = "cpu",
+    runtime: RuntimeOption = "torch",
     split: SplitOption = "val",
     seed: SeedOption = 0,
     allow_untrained: AllowUntrainedOption = False,
@@ -159,7 +167,7 @@ def robustness_command(
 
     err = Console(stderr=True)
     try:
-        scorer = _detector(detector, weights, device, allow_untrained)
+        scorer = _detector(detector, weights, device, allow_untrained, runtime)
         samples = discover(source, split=split)
         report = robustness(
             scorer,

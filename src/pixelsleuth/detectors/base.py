@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pixelsleuth.detectors.card import ModelCard, Preprocessing, card_path_for
-from pixelsleuth.detectors.runtime import PRECISIONS, Precision, inference_model
+from pixelsleuth.detectors.runtime import (
+    PRECISIONS,
+    RUNTIMES,
+    OnnxRunner,
+    Precision,
+    Runtime,
+    inference_model,
+)
 from pixelsleuth.errors import PixelsleuthError, UsageError
 
 
@@ -78,16 +85,27 @@ class Detector:
     name: str = "detector"
 
     def __init__(
-        self, model: torch.nn.Module, card: ModelCard, *, device: str = "cpu", precision: Precision = "fp32"
+        self,
+        model: torch.nn.Module,
+        card: ModelCard,
+        *,
+        device: str = "cpu",
+        precision: Precision = "fp32",
+        runtime: Runtime = "torch",
     ) -> None:
         if precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if runtime not in RUNTIMES:
+            raise UsageError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if runtime == "onnxruntime" and (precision != "fp32" or torch.device(device).type != "cpu"):
+            raise UsageError("the onnxruntime runtime runs float32 on the CPU only")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.card = card
         self.trained = False
         self.precision: Precision = precision
-        self._fast: tuple[tuple[int, ...], torch.nn.Module] | None = None
+        self.runtime: Runtime = runtime
+        self._fast: tuple[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] | None = None
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -117,14 +135,17 @@ class Detector:
         return self.model(batch).reshape(-1)
 
     def inference_logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits for inference: batch norm folded, channels-last, bf16 autocast if asked for.
+        """Inference logits: batch norm folded, channels-last, bf16 autocast if asked for; or ONNX Runtime.
 
         The fast copy of the network is rebuilt whenever a weight of `model` changed (in-place updates
         bump a tensor's version counter), so training between calls never leaves it stale.
         """
         versions = tuple(tensor._version for tensor in self.model.state_dict(keep_vars=True).values())
         if self._fast is None or self._fast[0] != versions:
-            self._fast = (versions, inference_model(self.model))
+            runner = OnnxRunner(self.model) if self.runtime == "onnxruntime" else inference_model(self.model)
+            self._fast = (versions, runner)
+        if self.runtime == "onnxruntime":
+            return self._fast[1](batch)
         batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self._fast[1](batch).reshape(-1).float()

@@ -42,7 +42,7 @@ from torch import nn
 from pixelsleuth.detectors.base import Detector, PatchMap, prepare
 from pixelsleuth.detectors.card import ModelCard, Preprocessing
 from pixelsleuth.detectors.registry import register_detector
-from pixelsleuth.detectors.runtime import Precision
+from pixelsleuth.detectors.runtime import Precision, Runtime
 from pixelsleuth.errors import PixelsleuthError, UsageError
 
 ARCHITECTURE = (
@@ -183,6 +183,7 @@ class NPRDetector(Detector):
         card: the model card (default: `default_card`); loading weights replaces it with theirs.
         min_side: smallest height and width accepted after the crop to even sizes.
         precision: ``"fp32"`` (default) or ``"bf16"`` autocast for inference (faster on CPUs with AMX).
+        runtime: ``"torch"`` (default) or ``"onnxruntime"`` (CPU, float32; fastest here: BENCHMARKS.md).
 
     Example:
         >>> import numpy as np
@@ -200,8 +201,11 @@ class NPRDetector(Detector):
         card: ModelCard | None = None,
         min_side: int = MIN_SIDE,
         precision: Precision = "fp32",
+        runtime: Runtime = "torch",
     ) -> None:
-        super().__init__(NPRNet(), card or default_card(), device=device, precision=precision)
+        super().__init__(
+            NPRNet(), card or default_card(), device=device, precision=precision, runtime=runtime
+        )
         self.min_side = max(2, min_side)
 
     def check_input(self, prepared: np.ndarray, original: np.ndarray) -> None:
