@@ -9,6 +9,7 @@ Variants, timed in alternating rounds (medians):
   jit-freeze    TorchScript trace + freeze of the folded channels-last network (oneDNN fusions)
   bf16          pixelsleuth's network under bfloat16 autocast (`precision="bf16"`: AMX on this CPU)
   onnxruntime   the network exported by `pixelsleuth export-onnx`, ONNX Runtime CPU provider
+                (what `runtime="onnxruntime"` / `--runtime onnxruntime` runs)
 Also measures the machine's float32 and bfloat16 GEMM rate (2048^3 matmul) and reports each variant's
 achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter) as a fraction of it, and the largest
 difference of its probabilities from the baseline's.
@@ -134,7 +135,8 @@ def main() -> None:
     )
     print(f"GEMM rate (2048^3 matmul): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     base = args.batch / statistics.median(times["eager"])
-    print(f"{'variant':12s} {'img/s':>8s} {'x eager':>8s} {'GFLOP/s':>8s} {'of GEMM peak':>13s} {'max |dp|':>9s}")
+    header = ("variant", "img/s", "x eager", "GFLOP/s", "of GEMM peak", "max |dp|")
+    print(f"{header[0]:12s} {header[1]:>8s} {header[2]:>8s} {header[3]:>8s} {header[4]:>13s} {header[5]:>9s}")
     for name, (_, precision) in variants.items():
         rate = args.batch / statistics.median(times[name])
         achieved = rate * gflop_per_image
