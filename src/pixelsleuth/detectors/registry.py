@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pixelsleuth.detectors.card import ModelCard, card_path_for
 from pixelsleuth.errors import PixelsleuthError
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ def register_detector(name: str, description: str = "") -> Callable[[DetectorFac
         if name in _REGISTRY and _REGISTRY[name] is not factory:
             raise ValueError(f"a detector named {name!r} is already registered")
         _REGISTRY[name] = factory
-        _DESCRIPTIONS[name] = description or (factory.__doc__ or "").strip().splitlines()[0]
+        summary = (factory.__doc__ or "").strip().splitlines()
+        _DESCRIPTIONS[name] = description or (summary[0] if summary else name)
         return factory
 
     return decorate
@@ -75,6 +77,11 @@ def create(name: str, weights: str | Path | None = None, *, device: str = "cpu",
             f"no weights file at {weights}: pixelsleuth never downloads weights; give the path of a "
             f".safetensors file (convert an official checkpoint with `pixelsleuth convert {name} CKPT OUT`)"
         )
+    if weights is not None:
+        # Constructor arguments the weights were trained with (e.g. a width) travel in their card.
+        card_file = card_path_for(weights)
+        if card_file.is_file():
+            kwargs = {**ModelCard.load(card_file).extra.get("detector_kwargs", {}), **kwargs}
     detector = factory(device=device, **kwargs)
     if weights is not None:
         detector.load_weights(weights)
