@@ -6,10 +6,14 @@ which trades a little accuracy (measured in BENCHMARKS.md) for speed on CPUs wit
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import itertools
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -113,16 +117,25 @@ def export_onnx(
         # Height and width are declared even: NPR crops odd sizes before the network sees them.
         half_height, half_width = torch.export.Dim("half_height"), torch.export.Dim("half_width")
         dynamic_shapes = ({0: torch.export.Dim("batch"), 2: 2 * half_height, 3: 2 * half_width},)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=["images"],
-        output_names=["logits"],
-        opset_version=opset,
-        dynamic_shapes=dynamic_shapes,
-        dynamo=True,
-    )
+    # The exporter narrates its steps on stdout, which would corrupt `scan --json` output.
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed", which is intended
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["images"],
+                output_names=["logits"],
+                opset_version=opset,
+                dynamic_shapes=dynamic_shapes,
+                dynamo=True,
+            )
+    finally:
+        onnx_log.setLevel(level)
     return path
 
 
