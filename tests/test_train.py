@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
+from pixelsleuth.bench.metrics import average_precision
 from pixelsleuth.detectors import (
     Detector,
     ModelCard,
@@ -42,8 +43,6 @@ from pixelsleuth.train.datasets import EmptyDatasetError
 from pixelsleuth.train.loop import (
     EarlyStopping,
     LearningRateSchedule,
-    average_precision,
-    normalise_batch,
     train,
 )
 
@@ -283,29 +282,11 @@ def test_plateau_schedule_and_early_stopping_state():
     assert stopper.update(math.nan, 4) is False and stopper.best == 0.495 and stopper.best_epoch == 2
 
 
-def test_average_precision_matches_scikit_learn():
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        labels = rng.integers(0, 2, 40)
-        scores = np.round(rng.random(40), 1)  # many ties
-        if labels.any():
-            assert average_precision(labels, scores) == pytest.approx(
-                metrics.average_precision_score(labels, scores)
-            )
-    assert math.isnan(average_precision(np.zeros(3), np.ones(3)))
-
-
-def test_normalise_batch_matches_detector_to_tensor():
+def test_detector_normalise_accepts_a_dataloader_batch():
     detector = create("tiny-test")
-    images = [np.random.default_rng(i).integers(0, 256, (8, 10, 3), dtype=np.uint8) for i in range(2)]
+    images = [np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8) for i in range(3)]
     batch = torch.from_numpy(np.stack(images))
-    assert torch.allclose(
-        normalise_batch(batch, detector.preprocessing, detector.device), detector.to_tensor(images)
-    )
-
-
-# --- The loop ---------------------------------------------------------------------------------------
+    torch.testing.assert_close(detector.normalise(batch), detector.to_tensor(images))
 
 
 def test_train_writes_a_complete_run_folder(data, tmp_path):

@@ -111,9 +111,12 @@ class Detector:
     def preprocessing(self) -> Preprocessing:
         return self.card.preprocessing
 
-    def normalise(self, pixels: np.ndarray) -> torch.Tensor:
-        """N x H x W x 3 uint8 pixels -> the normalised N x 3 x H x W float batch on the device."""
-        batch = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+    def normalise(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """N x H x W x 3 uint8 pixels (array, or a DataLoader's tensor) -> the normalised N x 3 x H x W
+        float batch on the device."""
+        if isinstance(pixels, np.ndarray):
+            pixels = torch.from_numpy(np.ascontiguousarray(pixels))
+        batch = pixels.to(self.device)
         batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)

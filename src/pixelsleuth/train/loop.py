@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, RandomSampler
 
+from pixelsleuth.bench.metrics import average_precision
 from pixelsleuth.detectors import Detector, Metric, ModelCard, Preprocessing, create
 from pixelsleuth.detectors.base import prepare
 from pixelsleuth.detectors.card import card_path_for
@@ -86,41 +87,6 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     history: list[EpochRecord] = field(default_factory=list)
-
-
-def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision of `scores` for the positive `labels` (equal to scikit-learn's, ties included).
-
-    The sum over distinct thresholds of (recall step) x precision; NaN without positives.
-
-    Example:
-        >>> average_precision(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
-        0.8333333333333333
-    """
-    labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    if labels.size == 0 or not labels.any():
-        return math.nan
-    order = np.argsort(-scores, kind="mergesort")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    last_of_threshold = np.r_[np.flatnonzero(np.diff(sorted_scores)), labels.size - 1]
-    true_positives = np.cumsum(sorted_labels)[last_of_threshold]
-    predicted = last_of_threshold + 1
-    precision = true_positives / predicted
-    recall = true_positives / true_positives[-1]
-    recall_step = np.diff(np.r_[0.0, recall])
-    return float(np.sum(recall_step * precision))
-
-
-def normalise_batch(images: torch.Tensor, preprocessing: Preprocessing, device: torch.device) -> torch.Tensor:
-    """A uint8 N x H x W x 3 batch -> the normalised float N x 3 x H x W input of a detector's model.
-
-    The same scaling and mean/std as `Detector.to_tensor`, for batches a DataLoader has stacked.
-    """
-    batch = images.to(device).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
-    return (batch - mean) / std
 
 
 class LearningRateSchedule:
@@ -485,7 +451,7 @@ def _train_epoch(
     loader = _loader(dataset, config, epoch_index, shuffle=True)
     with _progress(console, f"epoch {epoch_index + 1}/{config.epochs}", len(loader)) as advance:
         for images, labels in loader:
-            inputs = normalise_batch(images, detector.preprocessing, detector.device)
+            inputs = detector.normalise(images)
             targets = labels.to(detector.device).float()
             loss = loss_fn(detector.logits(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
@@ -505,7 +471,7 @@ def _validate(detector: Detector, dataset: ImageDataset, config: TrainConfig) ->
     labels: list[np.ndarray] = []
     loss_sum = 0.0
     for images, batch_labels in _loader(dataset, config, 0, shuffle=False):
-        logits = detector.logits(normalise_batch(images, detector.preprocessing, detector.device)).float()
+        logits = detector.logits(detector.normalise(images)).float()
         targets = batch_labels.to(detector.device).float()
         loss_sum += float(
             torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
