@@ -43,13 +43,20 @@ class DetectorSpec:
         return f"{self.name}@{digest}"
 
 
+def default_detector_specs() -> tuple[DetectorSpec, ...]:
+    """The detectors shipped inside the package (see detectors/weights/defaults.json)."""
+    from pixelsleuth.detectors.defaults import embedded_detectors
+
+    return tuple(DetectorSpec(name, str(path)) for name, path in embedded_detectors())
+
+
 @dataclass(frozen=True)
 class AnalyzerConfig:
     """What an analysis runs. Anything that changes results must be part of `version`."""
 
     limits: IntakeLimits = field(default_factory=IntakeLimits)
     sources: tuple[str, ...] = tuple(PROVENANCE_SOURCES)
-    detectors: tuple[DetectorSpec, ...] = ()
+    detectors: tuple[DetectorSpec, ...] = field(default_factory=default_detector_specs)
 
     @cached_property
     def version(self) -> str:
@@ -147,6 +154,7 @@ def analyze(
 ) -> Analysis:
     """Analyse one image file (a convenience for the Python API; build an Analyzer for many files)."""
     config = AnalyzerConfig(
-        sources=tuple(PROVENANCE_SOURCES) if sources is None else tuple(sources), detectors=tuple(detectors)
+        sources=tuple(PROVENANCE_SOURCES) if sources is None else tuple(sources),
+        detectors=default_detector_specs() + tuple(detectors),
     )
     return Analyzer(config).analyze(source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pixelsleuth.detectors.base import Detector
+from pixelsleuth.detectors.calibration import PlattCalibration
 from pixelsleuth.evidence.record import Evidence
 
 # A detector that finds no generation trace has not shown the image is genuine: it may simply not
@@ -12,7 +13,9 @@ from pixelsleuth.evidence.record import Evidence
 AUTHENTIC_SIDE_WEIGHT = 0.5
 
 
-def score_to_evidence(detector_name: str, probability: float, *, calibrated: bool, version: str) -> Evidence:
+def score_to_evidence(
+    detector_name: str, probability: float, *, calibrated: bool, version: str, extra: dict | None = None
+) -> Evidence:
     """Turn P(generated) from a detector into an Evidence item.
 
     Example:
@@ -22,6 +25,7 @@ def score_to_evidence(detector_name: str, probability: float, *, calibrated: boo
     probability = float(np.clip(probability, 0.0, 1.0))
     source = f"detector:{detector_name}"
     data = {"probability": round(probability, 6), "calibrated": calibrated, "weights_version": version}
+    data.update(extra or {})
     kind = "calibrated" if calibrated else "uncalibrated"
     if probability >= 0.5:
         return Evidence(
@@ -46,7 +50,14 @@ def score_to_evidence(detector_name: str, probability: float, *, calibrated: boo
 
 
 def detector_evidence(detector: Detector, rgb: np.ndarray) -> Evidence:
-    """Run one detector on one image and report its score as evidence."""
-    probability = float(detector.predict([rgb])[0])
-    calibrated = bool(detector.card.extra.get("calibrated", False))
-    return score_to_evidence(detector.name, probability, calibrated=calibrated, version=detector.card.version)
+    """Run one detector on one image and report its score as evidence (calibrated if its card says how)."""
+    raw = float(detector.predict([rgb])[0])
+    calibration = detector.card.extra.get("calibration")
+    probability = float(PlattCalibration.from_dict(calibration)(raw)) if calibration else raw
+    return score_to_evidence(
+        detector.name,
+        probability,
+        calibrated=calibration is not None,
+        version=detector.card.version,
+        extra={"raw_probability": round(raw, 6)},
+    )

@@ -20,7 +20,7 @@ from pixelsleuth.outputs.collect import collect_paths
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
 from pixelsleuth.outputs.scan import scan as run_scan
 from pixelsleuth.outputs.store import ResultStore, default_store_path
-from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
+from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec, default_detector_specs
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -106,11 +106,15 @@ def scan(
             help="Run a detector: NAME=WEIGHTS.safetensors (repeatable; see `pixelsleuth detectors`).",
         ),
     ] = None,
+    no_default_detectors: Annotated[
+        bool, typer.Option("--no-default-detectors", help="Skip the detectors shipped with pixelsleuth.")
+    ] = False,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
     try:
-        specs = tuple(DetectorSpec.parse(text) for text in detector or ())
+        specs = () if no_default_detectors else default_detector_specs()
+        specs += tuple(DetectorSpec.parse(text) for text in detector or ())
         limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
         analyzer = Analyzer(AnalyzerConfig(limits=limits, detectors=specs))
     except PixelsleuthError as exc:
