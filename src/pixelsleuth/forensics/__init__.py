@@ -1,0 +1,1 @@
+"""Forensic analyses of the pixels themselves, as pure functions on arrays (no learned weights)."""
