@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis
+from pixelsleuth.detectors.card import card_path_for
 from pixelsleuth.errors import PixelsleuthError, UsageError, unexpected
 from pixelsleuth.evidence import PROVENANCE_SOURCES, EvidenceSource, load_source
 from pixelsleuth.evidence.record import Evidence
+from pixelsleuth.hashing import file_sha256
 from pixelsleuth.intake import IntakeLimits, LoadedImage, load_image
 from pixelsleuth.verdict import fuse
 
@@ -38,9 +40,12 @@ class DetectorSpec:
 
     @property
     def fingerprint(self) -> str:
-        """Name plus the first 12 hex digits of the weights' SHA-256: results change when weights do."""
-        digest = hashlib.sha256(Path(self.weights).read_bytes()).hexdigest()[:12]
-        return f"{self.name}@{digest}"
+        """Name plus 12 hex digits of the SHA-256 of the weights and their model card (which holds the
+        calibration and preprocessing): results change when either does."""
+        digest = hashlib.sha256()
+        for path in (Path(self.weights), card_path_for(self.weights)):
+            digest.update((file_sha256(path) or "absent").encode())
+        return f"{self.name}@{digest.hexdigest()[:12]}"
 
 
 def default_detector_specs() -> tuple[DetectorSpec, ...]:
@@ -61,17 +66,11 @@ class AnalyzerConfig:
     @cached_property
     def version(self) -> str:
         """Results are stored per (sha256, version): a different version re-analyses the image."""
-        version = f"pixelsleuth-{__version__}/provenance:{','.join(self.sources)}"
+        limits = f"limits:{self.limits.max_pixels},{self.limits.max_file_bytes}"  # refusals depend on them
+        version = f"pixelsleuth-{__version__}/{limits}/provenance:{','.join(self.sources)}"
         if self.detectors:
             version += "/detectors:" + ",".join(spec.fingerprint for spec in self.detectors)
         return version
-
-
-def _sha256_of_file(path: str | Path) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _failed(source: str, exc: Exception) -> Evidence:
@@ -146,7 +145,8 @@ class Analyzer:
             error = exc
         except Exception as exc:  # last resort so that a batch goes on
             error = unexpected(exc, f"analysing {path}")
-        return Analysis(path=path, sha256=_sha256_of_file(path), verdict="error", error=error.to_dict())
+        sha256 = file_sha256(path, max_bytes=self.config.limits.max_file_bytes)
+        return Analysis(path=path, sha256=sha256, verdict="error", error=error.to_dict())
 
 
 def analyze(

@@ -184,7 +184,10 @@ class Detector:
 
     def load_weights(self, path: str | Path) -> None:
         """Load safetensors weights (strictly: every key must match) and the model card beside them."""
-        state = load_file(str(path), device=str(self.device))
+        try:
+            state = load_file(str(path), device=str(self.device))
+        except Exception as exc:  # safetensors raises its own error types on damaged files
+            raise IncompatibleWeightsError(f"{path} is not a readable safetensors file: {exc}") from None
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -193,7 +196,10 @@ class Detector:
             ) from None
         card_path = card_path_for(path)
         if card_path.is_file():
-            self.card = ModelCard.load(card_path)
+            try:
+                self.card = ModelCard.load(card_path)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise IncompatibleWeightsError(f"the model card {card_path} cannot be read: {exc}") from None
         self.model.eval()
         self.trained = True
 

@@ -31,7 +31,6 @@ scratch, and a full ResNet-50 would bring ``layer3`` / ``layer4``. A missing ``n
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,8 @@ from pixelsleuth.detectors.card import ModelCard, Preprocessing, card_path_for
 from pixelsleuth.detectors.npr import ARCHITECTURE, NPRNet
 from pixelsleuth.detectors.registry import WeightsNotFoundError
 from pixelsleuth.errors import PixelsleuthError, UsageError
+from pixelsleuth.hashing import file_sha256
 
-EXIT_USAGE = 2
 _WRAPPER_KEYS = ("model", "state_dict")
 _PARALLEL_PREFIX = "module."
 _OPTIONAL_KEY_SUFFIX = "num_batches_tracked"
@@ -167,15 +166,6 @@ def match_state_dict(
     return matched, dropped, filled
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for piece in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(piece)
-    return digest.hexdigest()
-
-
 def convert_npr_checkpoint(src: str | Path, dst: str | Path) -> ModelCard:
     """Convert an official NPR checkpoint into ``dst`` (safetensors) and its model card beside it.
 
@@ -220,7 +210,7 @@ def convert_npr_checkpoint(src: str | Path, dst: str | Path) -> ModelCard:
         ),
         extra={
             "source_file": src.name,
-            "source_sha256": file_sha256(src),
+            "source_sha256": file_sha256(src),  # the source was just read, so it is a readable file
             "dropped_keys": dropped,
             "filled_keys": filled,
         },
@@ -249,7 +239,6 @@ __all__ = [
     "CheckpointShapeError",
     "NotACheckpointError",
     "convert_npr_checkpoint",
-    "file_sha256",
     "match_state_dict",
     "read_state_dict",
 ]

@@ -81,7 +81,11 @@ def create(name: str, weights: str | Path | None = None, *, device: str = "cpu",
         # Constructor arguments the weights were trained with (e.g. a width) travel in their card.
         card_file = card_path_for(weights)
         if card_file.is_file():
-            kwargs = {**ModelCard.load(card_file).extra.get("detector_kwargs", {}), **kwargs}
+            try:
+                saved = ModelCard.load(card_file).extra.get("detector_kwargs", {})
+            except (ValueError, TypeError, KeyError) as exc:
+                raise WeightsNotFoundError(f"the model card {card_file} cannot be read: {exc}") from None
+            kwargs = {**saved, **kwargs}
     detector = factory(device=device, **kwargs)
     if weights is not None:
         detector.load_weights(weights)

@@ -89,18 +89,6 @@ def inference_model(model: nn.Module, *, channels_last: bool = True, fold: bool 
     return fast.eval()
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is worth it here: CUDA with bf16, or a CPU with AMX / AVX-512 BF16."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    capability = torch.backends.cpu.get_cpu_capability()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    return capability.startswith("AVX512") and ("amx_bf16" in flags or "avx512_bf16" in flags)
-
-
 def export_onnx(
     model: nn.Module, path: str | Path, *, example_size: int = 256, opset: int = 18, dynamic: bool = True
 ) -> Path:

@@ -17,6 +17,7 @@ Re-saving, resizing and cropping are not proof that the content was changed, and
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from pixelsleuth.evidence.exif import ExifData, parse_exif
 from pixelsleuth.evidence.quant_tables import (
@@ -37,6 +39,7 @@ from pixelsleuth.evidence.quant_tables import (
 )
 from pixelsleuth.evidence.record import Evidence, PointsTo
 from pixelsleuth.intake.image import LoadedImage
+from pixelsleuth.intake.loader import apply_orientation
 
 SOURCE = "camera-consistency"
 RESOLUTIONS_FILE = DATA_DIR / "camera_resolutions.json"
@@ -425,6 +428,9 @@ def thumbnail_evidence(image: LoadedImage, exif: ExifData | None = None) -> list
     ]
 
 
+MAX_THUMBNAIL_PIXELS = 1024 * 1024  # EXIF thumbnails are about 160 x 120; anything this big is not one
+
+
 def compare_thumbnail(
     rgb: np.ndarray, thumbnail_jpeg: bytes, orientation: int | None = 1
 ) -> ThumbnailComparison:
@@ -444,10 +450,17 @@ def compare_thumbnail(
     ThumbnailComparison
         Aspect ratios, luma correlation, worst local residual and a verdict.
     """
+    try:  # the header alone: a thumbnail declaring a huge size must not be decoded (decompression bomb)
+        with Image.open(io.BytesIO(thumbnail_jpeg)) as header:
+            declared = header.size[0] * header.size[1]
+    except Exception:
+        return ThumbnailComparison("undecodable")
+    if declared > MAX_THUMBNAIL_PIXELS:
+        return ThumbnailComparison("undecodable")
     decoded = cv2.imdecode(np.frombuffer(thumbnail_jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
     if decoded is None or decoded.size == 0 or rgb.ndim != 3 or min(rgb.shape[:2]) < 2:
         return ThumbnailComparison("undecodable")
-    thumbnail = _apply_orientation(decoded, orientation if isinstance(orientation, int) else 1)
+    thumbnail = apply_orientation(decoded, orientation if isinstance(orientation, int) else 1)
     height, width = rgb.shape[:2]
     aspect_image = width / height
 
@@ -512,21 +525,6 @@ def _verdict(correlation: float, worst_tile: float) -> str:
     if correlation < THUMB_PARTIAL_CORRELATION or worst_tile >= THUMB_PARTIAL_TILE:
         return "partial"
     return "agree"
-
-
-def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation the way ``PIL.ImageOps.exif_transpose`` does."""
-    transforms = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-        8: lambda a: np.rot90(a, 1),
-    }
-    transform = transforms.get(orientation)
-    return np.ascontiguousarray(transform(array)) if transform else array
 
 
 def _strip_dark_bars(gray: np.ndarray) -> np.ndarray:

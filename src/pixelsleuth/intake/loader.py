@@ -259,6 +259,11 @@ def _read_source(
         raise UsageError(f"load_image expects a file path or bytes, not {type(source).__name__}")
     path = os.fspath(source)
     try:
+        mode = os.stat(path).st_mode  # before open(): opening a named pipe would block
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):
+            raise FileReadError(f"cannot read {path}: not a regular file")
         with open(path, "rb") as handle:
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode):

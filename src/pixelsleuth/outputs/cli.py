@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis
@@ -72,7 +74,8 @@ def _table(items: list[Analysis]) -> Table:
     for analysis in items:
         score = "—" if analysis.score is None else f"{analysis.score:.2f}"
         style = _VERDICT_STYLE.get(analysis.verdict, "")
-        table.add_row(analysis.path or "", f"[{style}]{analysis.verdict}[/]", score, _summary_line(analysis))
+        verdict = Text(analysis.verdict, style=style)
+        table.add_row(Text(analysis.path or ""), verdict, score, Text(_summary_line(analysis)))
     return table
 
 
@@ -118,16 +121,20 @@ def scan(
         limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
         analyzer = Analyzer(AnalyzerConfig(limits=limits, detectors=specs))
     except PixelsleuthError as exc:
-        err.print(f"[red]{exc.message}[/]")
+        err.print(Text(exc.message, style="red"))
         raise typer.Exit(EXIT_USAGE) from None
     files, unmatched = collect_paths(paths)
     for pattern in unmatched:
-        err.print(f"[yellow]nothing matches {pattern!r}[/]")
+        err.print(Text(f"nothing matches {pattern!r}", style="yellow"))
     if not files:
         err.print("[red]no image files to scan[/]")
         raise typer.Exit(EXIT_USAGE)
 
-    result_store = None if no_store else ResultStore(store or default_store_path())
+    try:
+        result_store = None if no_store else ResultStore(store or default_store_path())
+    except (sqlite3.Error, OSError) as exc:
+        err.print(Text(f"cannot open the results store {store or default_store_path()}: {exc}", style="red"))
+        raise typer.Exit(EXIT_USAGE) from None
     out = None if json_lines else Console()
     if out is not None and not out.is_terminal:
         out = Console(width=160)  # piped or redirected: do not squeeze the table into 80 columns

@@ -7,10 +7,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif",
-     ".heic", ".heif", ".hif", ".avif"}
-)  # fmt: skip
+from pixelsleuth.intake.sniff import EXTENSION_FORMATS
+
+IMAGE_SUFFIXES = frozenset(EXTENSION_FORMATS)  # every extension intake knows an image format for
 
 _GLOB_CHARS = frozenset("*?[")
 

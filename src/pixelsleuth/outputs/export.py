@@ -8,6 +8,8 @@ import json
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal
 
+from pixelsleuth.analysis import Analysis
+
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
 
@@ -33,8 +35,7 @@ COLUMNS: tuple[str, ...] = (
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
     """One stored record as a flat row for CSV and Parquet."""
     evidence = record.get("evidence") or []
-    pointing = [item for item in evidence if item["points_to"] != "none"]
-    top = max(pointing, key=lambda item: item["strength"]) if pointing else None
+    top = Analysis.from_dict(record).top_evidence  # the same choice the table shows
     error = record.get("error") or {}
     return {
         "path": record.get("path"),
@@ -45,9 +46,9 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         "format": record.get("format"),
         "verdict": record.get("verdict"),
         "score": record.get("score"),
-        "top_finding": top["finding"] if top else None,
-        "top_points_to": top["points_to"] if top else None,
-        "top_strength": top["strength"] if top else None,
+        "top_finding": top.finding if top else None,
+        "top_points_to": top.points_to if top else None,
+        "top_strength": top.strength if top else None,
         "error_type": error.get("type"),
         "error_message": error.get("message"),
         "evidence_json": json.dumps(evidence, ensure_ascii=False),

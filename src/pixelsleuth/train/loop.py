@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, RandomSampler
 
-from pixelsleuth.bench.metrics import average_precision
+from pixelsleuth.bench.metrics import accuracy, average_precision
 from pixelsleuth.detectors import Detector, Metric, ModelCard, Preprocessing, create
 from pixelsleuth.detectors.base import prepare
 from pixelsleuth.detectors.card import card_path_for
@@ -479,8 +479,8 @@ def _validate(detector: Detector, dataset: ImageDataset, config: TrainConfig) ->
         scores.append(torch.sigmoid(logits).cpu().numpy())
         labels.append(batch_labels.numpy())
     all_scores, all_labels = np.concatenate(scores), np.concatenate(labels)
-    accuracy = float(np.mean((all_scores > 0.5) == (all_labels == 1)))
-    return loss_sum / len(all_labels), accuracy, average_precision(all_labels, all_scores)
+    mean_loss = loss_sum / len(all_labels)
+    return mean_loss, accuracy(all_labels, all_scores), average_precision(all_labels, all_scores)
 
 
 @contextmanager
@@ -551,8 +551,10 @@ def _totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
 def _save_weights(detector: Detector, path: Path, card: ModelCard) -> None:
     partial = path.with_name(path.stem + ".partial.safetensors")
     detector.save(partial, card)
-    os.replace(card_path_for(partial), card_path_for(path))
+    # Two renames are not one atomic step: a crash between them leaves the previous card beside the new
+    # weights until the next save (each file on its own is always complete).
     os.replace(partial, path)
+    os.replace(card_path_for(partial), card_path_for(path))
 
 
 def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:

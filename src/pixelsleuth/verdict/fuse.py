@@ -75,7 +75,7 @@ def fuse(evidence: Iterable[Evidence]) -> Verdict:
     score = 1.0 / (1.0 + math.exp(-log_odds))
     ai, manipulated, authentic = combined["ai-generated"], combined["manipulated"], combined["authentic"]
     label: VerdictLabel = "inconclusive"
-    if max(ai, manipulated) >= DECISIVE:
+    if max(ai, manipulated) >= DECISIVE and max(ai, manipulated) >= authentic:
         label = "ai-generated" if ai >= manipulated else "manipulated"
     elif authentic >= DECISIVE and score < 0.5:
         label = "authentic"
