@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from pixelsleuth.evidence import load_source
+from pixelsleuth.evidence import PROVENANCE_SOURCES, load_source
 from pixelsleuth.intake import load_image
-from pixelsleuth.pipeline import Analyzer
+from pixelsleuth.pipeline import Analyzer, AnalyzerConfig
 
 SIZE = (1152, 864)  # 0.995 megapixels
 
@@ -96,7 +96,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    analyzer = Analyzer()
+    analyzer = Analyzer(AnalyzerConfig(sources=tuple(PROVENANCE_SOURCES), detectors=()))
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_corpus(Path(tmp), args.images, args.source, args.quality, args.subsampling)
         megabytes = sum(p.stat().st_size for p in paths) / 2**20

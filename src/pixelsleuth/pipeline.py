@@ -13,7 +13,7 @@ from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis
 from pixelsleuth.detectors.card import card_path_for
 from pixelsleuth.errors import PixelsleuthError, UsageError, unexpected
-from pixelsleuth.evidence import PROVENANCE_SOURCES, EvidenceSource, load_source
+from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES, EvidenceSource, load_source
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.hashing import file_sha256
 from pixelsleuth.intake import IntakeLimits, LoadedImage, load_image
@@ -60,14 +60,14 @@ class AnalyzerConfig:
     """What an analysis runs. Anything that changes results must be part of `version`."""
 
     limits: IntakeLimits = field(default_factory=IntakeLimits)
-    sources: tuple[str, ...] = tuple(PROVENANCE_SOURCES)
+    sources: tuple[str, ...] = tuple(PROVENANCE_SOURCES) + tuple(PIXEL_SOURCES)
     detectors: tuple[DetectorSpec, ...] = field(default_factory=default_detector_specs)
 
     @cached_property
     def version(self) -> str:
         """Results are stored per (sha256, version): a different version re-analyses the image."""
         limits = f"limits:{self.limits.max_pixels},{self.limits.max_file_bytes}"  # refusals depend on them
-        version = f"pixelsleuth-{__version__}/{limits}/provenance:{','.join(self.sources)}"
+        version = f"pixelsleuth-{__version__}/{limits}/sources:{','.join(self.sources)}"
         if self.detectors:
             version += "/detectors:" + ",".join(spec.fingerprint for spec in self.detectors)
         return version
@@ -154,7 +154,7 @@ def analyze(
 ) -> Analysis:
     """Analyse one image file (a convenience for the Python API; build an Analyzer for many files)."""
     config = AnalyzerConfig(
-        sources=tuple(PROVENANCE_SOURCES) if sources is None else tuple(sources),
+        sources=AnalyzerConfig().sources if sources is None else tuple(sources),
         detectors=default_detector_specs() + tuple(detectors),
     )
     return Analyzer(config).analyze(source)

@@ -24,15 +24,22 @@ PROVENANCE_SOURCES: dict[str, str] = {
 }
 
 
+# Training-free analyses of the pixels themselves (slower than provenance: they read every pixel).
+PIXEL_SOURCES: dict[str, str] = {
+    "spectral": "pixelsleuth.forensics.spectral:spectral_evidence",
+}
+
+
 def load_source(name: str) -> EvidenceSource:
-    """Return the evidence function registered under `name`."""
+    """Return the evidence function registered under `name` (provenance or pixel source)."""
+    sources = {**PROVENANCE_SOURCES, **PIXEL_SOURCES}
     try:
-        target = PROVENANCE_SOURCES[name]
+        target = sources[name]
     except KeyError:
-        known = ", ".join(sorted(PROVENANCE_SOURCES))
+        known = ", ".join(sorted(sources))
         raise KeyError(f"no evidence source named {name!r}; known sources: {known}") from None
     module_name, function_name = target.split(":")
     return getattr(import_module(module_name), function_name)
 
 
-__all__ = ["PROVENANCE_SOURCES", "Evidence", "EvidenceSource", "PointsTo", "load_source"]
+__all__ = ["PIXEL_SOURCES", "PROVENANCE_SOURCES", "Evidence", "EvidenceSource", "PointsTo", "load_source"]

@@ -83,7 +83,7 @@ PEAK_Z = 5.0  # a candidate is a peak from this many robust standard deviations 
 CLEAR_Z = 8.0  # ... and a clear one (the evidence points to generation) from this many
 SCORE_MIDPOINT = 6.5  # spectral_score is 0.5 at this counted z
 SCORE_SCALE = 1.5  # ... and rises from 0.27 to 0.73 over +-1.5 z around it
-MAX_STRENGTH = 0.6  # up-sampling is also what resizing a photo does: never decisive on its own
+MAX_STRENGTH = 0.45  # below the verdict's 0.5: resizing a real photo leaves the same trace
 
 Direction = Literal["horizontal", "vertical", "diagonal"]
 
@@ -474,7 +474,7 @@ def spectral_evidence(image: LoadedImage, *, tile: int = DEFAULT_TILE) -> list[E
     """Spectral evidence for one image: periodic up-sampling peaks in its noise residual, if any.
 
     Points to "ai-generated" only when at least one peak is clear (counted z >= 8), with a strength
-    of the score capped at 0.6 (enlarging a real photo leaves the same trace); otherwise the finding is
+    of the score capped at 0.45 (enlarging a real photo leaves the same trace); otherwise the finding is
     informative (``points_to="none"``). JPEG files have their block grid discounted
     (``image.jpeg`` is set). Never raises: an image too small to analyse gives an informative finding.
 
