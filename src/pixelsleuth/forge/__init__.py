@@ -1,0 +1,52 @@
+"""The forge: pixelsleuth's own generated images, made by a zoo of small generators trained on real photos.
+
+`families` holds the generator zoo (autoencoders, a VAE and GANs with every common up-sampler);
+`build` writes labelled datasets from them, `manipulate` makes edits with pixel masks, `postprocess`
+gives real and fake images one distribution of sizes and formats. Names resolve on first use (PEP 562),
+so the command line does not import torch until a forge command runs.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "FAMILIES": "pixelsleuth.forge.families",
+    "FamilySpec": "pixelsleuth.forge.families",
+    "GeneratorFamily": "pixelsleuth.forge.families",
+    "list_families": "pixelsleuth.forge.families",
+    "load_family": "pixelsleuth.forge.families",
+    "train_family": "pixelsleuth.forge.families",
+    "untrained_family": "pixelsleuth.forge.families",
+}
+
+if TYPE_CHECKING:
+    from pixelsleuth.forge.families import (
+        FAMILIES,
+        FamilySpec,
+        GeneratorFamily,
+        list_families,
+        load_family,
+        train_family,
+        untrained_family,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pixelsleuth.forge' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "FAMILIES",
+    "FamilySpec",
+    "GeneratorFamily",
+    "list_families",
+    "load_family",
+    "train_family",
+    "untrained_family",
+]
