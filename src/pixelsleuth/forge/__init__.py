@@ -17,6 +17,7 @@ _EXPORTS = {
     "GeneratorFamily": "pixelsleuth.forge.families",
     "list_families": "pixelsleuth.forge.families",
     "load_family": "pixelsleuth.forge.families",
+    "periodic_trace": "pixelsleuth.forge.families",
     "train_family": "pixelsleuth.forge.families",
     "untrained_family": "pixelsleuth.forge.families",
 }
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         GeneratorFamily,
         list_families,
         load_family,
+        periodic_trace,
         train_family,
         untrained_family,
     )
@@ -47,6 +49,7 @@ __all__ = [
     "GeneratorFamily",
     "list_families",
     "load_family",
+    "periodic_trace",
     "train_family",
     "untrained_family",
 ]

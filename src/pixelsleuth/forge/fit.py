@@ -199,7 +199,7 @@ def fit_reconstruction(
         loss = reconstruction + gradient_weight * gradient_l1(output, target) + kl_weight * kl
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        # Deeper (factor 8) networks otherwise diverge to a flat grey image at this learning rate.
+        # A guard against single huge updates, which the deeper (factor 8) networks are prone to.
         nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
         optimiser.step()
         losses.append(float(reconstruction.detach()))

@@ -2,9 +2,9 @@
 
 Every network here is fully convolutional, so one set of weights runs at any size that is a multiple
 of its down-sampling factor. The part that matters for forensics is the up-sampling step of each
-decoder, because it is where real generators leave the traces detectors learn (Odena et al., "Deconvolution
-and Checkerboard Artifacts", Distill 2016; Tan et al., NPR, CVPR 2024): each decoder stage is one
-`up_block` of the chosen kind, followed by a 3 x 3 convolution.
+decoder, because it is where real generators leave the traces detectors learn (Odena et al.,
+"Deconvolution and Checkerboard Artifacts", Distill 2016; Tan et al., NPR, CVPR 2024): each decoder stage
+is one `up_block` of the chosen kind, followed by a residual block of 3 x 3 convolutions.
 
 Pixels enter and leave the networks as N x 3 x H x W floats in [-1, 1].
 """
@@ -22,8 +22,8 @@ UPSAMPLERS = ("nearest", "bilinear", "bicubic", "transposed", "pixelshuffle")
 # Channel widths per resolution, from full resolution down to the latent grid: index k is the width
 # after k halvings. Small on purpose (the zoo trains on a CPU in about a minute per family).
 STAGE_WIDTHS = (24, 48, 64, 64)
-# Latent channels per down-sampling factor: the code keeps 8 / (3 * factor) numbers per pixel value at
-# factor 2 and fewer at larger factors, so larger factors blur more, as latent generators do.
+# Latent channels per down-sampling factor: the code keeps 2/3 of a number per pixel value at factor 2,
+# 1/3 at factor 4 and 1/6 at factor 8, so larger factors blur more, as latent generators do.
 LATENT_CHANNELS = {2: 8, 4: 16, 8: 32}
 
 
@@ -71,8 +71,8 @@ def _stages(factor: int) -> int:
 class ResidualBlock(nn.Module):
     """``x + conv(silu(conv(silu(x))))`` with the second convolution starting at zero.
 
-    Each block starts as the identity, so a stack of them trains quickly from the first step (the
-    "zero-init residual" trick of Goyal et al. 2017).
+    Each block starts as the identity, so a stack of them trains quickly from the first step (the idea of
+    Goyal et al. 2017, who start each block's last batch-norm scale at zero).
     """
 
     def __init__(self, channels: int) -> None:
