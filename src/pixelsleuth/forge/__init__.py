@@ -8,8 +8,9 @@ so the command line does not import torch until a forge command runs.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pixelsleuth._lazy import lazy_exports
 
 _EXPORTS = {
     "FAMILIES": "pixelsleuth.forge.families",
@@ -35,13 +36,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'pixelsleuth.forge' has no attribute {name!r}")
-    value = getattr(import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FAMILIES",
