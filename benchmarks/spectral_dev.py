@@ -21,8 +21,8 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,37 +32,25 @@ from pixelsleuth.bench.devset import (
     content_blind_baseline,
     jpeg_variant_name,
     prepare_dev_crops,
+    score_manifest,
 )
-from pixelsleuth.bench.metrics import binary_metrics
 from pixelsleuth.forensics.spectral import DEFAULT_TILE, spectral_score
 from pixelsleuth.intake import load_image
-from pixelsleuth.train.datasets import discover
 
 DEFAULT_DEV_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 
 
-def score_manifest(manifest: Path, tile: int) -> dict[str, dict[str, Any]]:
-    """Per-subset metrics of spectral_score over a manifest (each file scored once)."""
-    samples = discover(manifest)
-    scores: dict[Path, float] = {}
-    for sample in samples:
-        if sample.path not in scores:
-            image = load_image(sample.path)
-            scores[sample.path] = spectral_score(image.rgb, jpeg=image.jpeg is not None, tile=tile)
-    results: dict[str, dict[str, Any]] = {}
-    for subset in sorted({sample.subset for sample in samples}):
-        members = [sample for sample in samples if sample.subset == subset]
-        metrics = binary_metrics([s.label for s in members], [scores[s.path] for s in members])
-        results[subset] = {
-            "n_real": metrics.n_real,
-            "n_fake": metrics.n_fake,
-            "auc": metrics.roc_auc,
-            "ap": metrics.average_precision,
-            "tpr_at_1pct_fpr": metrics.tpr_at_1pct_fpr,
-            "fake_flagged_at_0.5": metrics.fake_accuracy,
-            "real_flagged_at_0.5": 1.0 - metrics.real_accuracy,
-        }
-    return results
+def spectral_scorer(tile: int) -> Callable[[Sequence[Path]], list[float]]:
+    """Score paths with spectral_score (its JPEG grid discounted for JPEG files)."""
+
+    def score(paths: Sequence[Path]) -> list[float]:
+        scores = []
+        for path in paths:
+            image = load_image(path)
+            scores.append(spectral_score(image.rgb, jpeg=image.jpeg is not None, tile=tile))
+        return scores
+
+    return score
 
 
 def time_one_megapixel(tile: int, runs: int = 30) -> tuple[float, float]:
@@ -106,7 +94,7 @@ def main() -> None:
         }
         start = time.perf_counter()
         spectral = {
-            name: score_manifest(crops / folder / "manifest.csv", args.tile)
+            name: score_manifest(crops / folder / "manifest.csv", spectral_scorer(args.tile))
             for name, folder in variants.items()
         }
         scoring_seconds = time.perf_counter() - start

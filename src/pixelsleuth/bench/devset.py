@@ -33,6 +33,7 @@ import json
 import math
 import shutil
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,4 +376,41 @@ def content_blind_baseline(
                 probabilities[test] = model.predict_proba(matrix[test])[:, 1]
             result["auc"] = roc_auc(labels, probabilities)
         results[subset] = result
+    return results
+
+
+def score_manifest(
+    manifest: str | Path,
+    score_images: Callable[[Sequence[Path]], Sequence[float]],
+) -> dict[str, dict[str, Any]]:
+    """Per-subset AUC, AP and TPR at 1 % FPR of a scorer over a dev-crops manifest.
+
+    Every file is scored once (the real crops repeat in every subset), by `score_images`, which takes
+    the unique paths in manifest order and returns one score per path (higher = more likely
+    generated; NaN for a file it could not score, left out of the metrics and counted).
+
+    Example:
+        >>> score_manifest("crops/png/manifest.csv", lambda paths: [0.5] * len(paths))  # doctest: +SKIP
+        {'sd1x': {'n_real': 96, 'n_fake': 143, 'auc': 0.5, ...}, ...}
+    """
+    from pixelsleuth.bench.metrics import binary_metrics
+
+    samples = discover(manifest)
+    unique = list(dict.fromkeys(sample.path for sample in samples))
+    scores = dict(zip(unique, np.asarray(score_images(unique), dtype=np.float64).reshape(-1), strict=True))
+    results: dict[str, dict[str, Any]] = {}
+    for subset in sorted({sample.subset for sample in samples}):
+        members = [s for s in samples if s.subset == subset and np.isfinite(scores[s.path])]
+        failed = sum(1 for s in samples if s.subset == subset and not np.isfinite(scores[s.path]))
+        metrics = binary_metrics([s.label for s in members], [scores[s.path] for s in members])
+        results[subset] = {
+            "n_real": metrics.n_real,
+            "n_fake": metrics.n_fake,
+            "failed": failed,
+            "auc": metrics.roc_auc,
+            "ap": metrics.average_precision,
+            "tpr_at_1pct_fpr": metrics.tpr_at_1pct_fpr,
+            "fake_flagged_at_0.5": metrics.fake_accuracy,
+            "real_flagged_at_0.5": 1.0 - metrics.real_accuracy,
+        }
     return results

@@ -51,6 +51,10 @@ def fit_platt(
 ) -> PlattCalibration:
     """Fit Platt scaling by Newton's method on the log-loss (with Platt's smoothed targets).
 
+    Each Newton step is halved until the loss goes down (Lin, Lin and Weng, "A note on Platt's
+    probabilistic outputs for support vector machines", 2007), so saturated scores (many raw
+    probabilities of exactly 0 or 1) cannot make it diverge.
+
     Example:
         >>> rng = np.random.default_rng(0)
         >>> labels = rng.integers(0, 2, 400)
@@ -67,18 +71,37 @@ def fit_platt(
     positives, negatives = labels.sum(), labels.size - labels.sum()
     # Platt (1999): targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2) instead of 1 and 0, against overfitting.
     targets = np.where(labels == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-    slope, intercept = 1.0, 0.0
+
+    def loss(slope: float, intercept: float) -> float:
+        z = slope * x + intercept
+        return float(np.sum(np.logaddexp(0.0, z) - targets * z))
+
+    slope, intercept = 0.0, math.log((positives + 1) / (negatives + 1))
+    current = loss(slope, intercept)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(slope * x + intercept)))
         gradient = np.array([np.sum((p - targets) * x), np.sum(p - targets)])
+        if np.max(np.abs(gradient)) < 1e-8 * labels.size:
+            break
         weight = p * (1 - p) + 1e-12
         hessian = np.array(
             [[np.sum(weight * x * x), np.sum(weight * x)], [np.sum(weight * x), np.sum(weight)]]
         ) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
-        slope, intercept = slope - step[0], intercept - step[1]
-        if np.max(np.abs(step)) < 1e-10:
+        size = 1.0
+        while size > 1e-10:
+            trial = (slope - size * step[0], intercept - size * step[1])
+            trial_loss = loss(*trial)
+            if trial_loss < current + 1e-4 * size * float(gradient @ -step):
+                break
+            size /= 2
+        else:
             break
+        slope, intercept = trial
+        if current - trial_loss < 1e-12 * max(1.0, abs(current)):
+            current = trial_loss
+            break
+        current = trial_loss
     if not (math.isfinite(slope) and math.isfinite(intercept)):
         raise ValueError("Platt scaling did not converge (are the classes perfectly separated?)")
     return PlattCalibration(float(slope), float(intercept), int(labels.size), data)
@@ -96,3 +119,63 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *,
         if chosen.any():
             error += chosen.mean() * abs(labels[chosen].mean() - probabilities[chosen].mean())
     return float(error)
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """A Platt fit and how well calibrated the scores were before and after it, on the same images."""
+
+    calibration: PlattCalibration
+    n_real: int
+    n_fake: int
+    ece_raw: float
+    ece_calibrated: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_real": self.n_real,
+            "n_fake": self.n_fake,
+            "ece_raw": round(self.ece_raw, 6),
+            "ece_calibrated": round(self.ece_calibrated, 6),
+        }
+
+
+class CalibrationDataError(ValueError):
+    """The calibration images cannot support a fit (one class missing, or too few images)."""
+
+
+def fit_calibration(
+    scores: np.ndarray, labels: np.ndarray, *, data: str = "", min_per_class: int = 10
+) -> CalibrationFit:
+    """Fit Platt scaling on raw scores of held-apart images and measure the ECE before and after.
+
+    Raises:
+        CalibrationDataError: fewer than `min_per_class` real or generated images with a score.
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> labels = rng.integers(0, 2, 300)
+        >>> raw = 1 / (1 + np.exp(-4 * (2 * labels - 1 + rng.normal(0, 1, 300))))
+        >>> fit = fit_calibration(raw, labels)
+        >>> fit.ece_calibrated < fit.ece_raw
+        True
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    usable = np.isfinite(scores)
+    scores, labels = scores[usable], labels[usable]
+    n_fake = int(labels.sum())
+    n_real = int(labels.size - n_fake)
+    if min(n_real, n_fake) < min_per_class:
+        raise CalibrationDataError(
+            f"calibration needs at least {min_per_class} real and {min_per_class} generated images with a "
+            f"score; got {n_real} real and {n_fake} generated"
+        )
+    calibration = fit_platt(scores, labels, data=data)
+    return CalibrationFit(
+        calibration,
+        n_real,
+        n_fake,
+        expected_calibration_error(scores, labels),
+        expected_calibration_error(calibration(scores), labels),
+    )
