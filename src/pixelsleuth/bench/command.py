@@ -187,3 +187,140 @@ def robustness_command(
     if failed:
         err.print(f"[yellow]{failed} image-perturbation pair(s) could not be scored (see robustness.json)[/]")
     err.print(f"wrote {', '.join(path.name for path in files.values())} to {output}", highlight=False)
+
+
+def generalization_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A dataset folder written by `pixelsleuth forge` (train/, val/, test/ and manifest.jsonl)."
+        ),
+    ],
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="Training config (.toml), e.g. configs/generalization_npr.toml."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Folder for the folds' runs and the tables (reused on a rerun)."),
+    ],
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="leave-one-out (train on all families but one, per family), single (train on one, test on "
+            "all, per family) or all (train on every family).",
+        ),
+    ] = "leave-one-out",
+    families: Annotated[
+        str | None,
+        typer.Option(
+            "--families", help="Comma-separated generator families (default: every family of DATA)."
+        ),
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            help="Hold out a group of families together: NAME=a,b (repeatable; leave-one-out only, one fold "
+            "per group).",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a training config value, e.g. --set epochs=3 (repeatable)."),
+    ] = None,
+    robustness: Annotated[
+        str | None,
+        typer.Option(
+            "--robustness",
+            help="Comma-separated perturbations for the held-out families, as labelled by the robustness "
+            "grid (jpeg:70, downscale:0.5, blur:1, webp:75, ...); 'none' for no perturbation. "
+            "Default: jpeg:70,downscale:0.5,blur:1.",
+        ),
+    ] = None,
+    limit_per_subset: LimitOption = None,
+    batch_size: BatchSizeOption = 32,
+) -> None:
+    """Cross-generator generalisation: train one detector per fold of generator families, test every family.
+
+    Prints the fold x test-family AUC table (unseen families bold) and the robustness table, and writes
+    generalization.md, .csv, .json and generalization.png into --output, beside one run folder per fold.
+    Run it again with the same --output to resume: finished folds are read, not retrained.
+    """
+    import shlex
+
+    from pixelsleuth.bench.generalization import (
+        DEFAULT_PERTURBATIONS,
+        dataset_families,
+        make_folds,
+        plot_generalization,
+        run_generalization,
+    )
+    from pixelsleuth.train.config import load_config
+
+    err = Console(stderr=True)
+    overrides = list(set_ or [])
+    try:
+        training = load_config(config, overrides)
+        known = sorted(set(dataset_families(data).values()))
+        chosen = _protocol_families(families, known)
+        folds = make_folds(protocol, chosen, _groups(group or []))
+        perturbations = DEFAULT_PERTURBATIONS if robustness is None else _names(robustness)
+        words = ["pixelsleuth", "benchmark", "generalization", str(data), "--config", str(config)]
+        words += ["--output", str(output), "--protocol", protocol]
+        for override in overrides:
+            words += ["--set", override]
+        report = run_generalization(
+            data,
+            training,
+            folds,
+            output,
+            robustness=perturbations,
+            limit_per_subset=limit_per_subset,
+            batch_size=batch_size,
+            console=err,
+            command=shlex.join(words),
+        )
+    except PixelsleuthError as error:
+        raise _fail(error) from None
+    files = report.save(output)
+    files["plot"] = plot_generalization(report, Path(output) / "generalization.png")
+    typer.echo(report.to_markdown())
+    failed = sum(int(fold.evaluation.get("n_failed", 0)) for fold in report.folds)
+    if failed:
+        err.print(
+            f"[yellow]{failed} test image(s) could not be scored and are left out (see each fold.json)[/]"
+        )
+    err.print(f"wrote {', '.join(path.name for path in files.values())} to {output}", highlight=False)
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    return [] if [name.lower() for name in names] == ["none"] else names
+
+
+def _protocol_families(requested: str | None, known: list[str]) -> list[str]:
+    if requested is None:
+        return known
+    names = list(dict.fromkeys(_names(requested)))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        given = ", ".join(unknown) or "(none given)"
+        raise UsageError(f"the dataset has no generator family {given}; its families are {', '.join(known)}")
+    return names
+
+
+def _groups(texts: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for text in texts:
+        name, separator, members = text.partition("=")
+        name = name.strip()
+        if not separator or not name or not _names(members):
+            raise UsageError(
+                f"--group {text!r} is not NAME=family,family (e.g. --group x8=ae-nearest-x8,ae-transposed-x8)"
+            )
+        if name in groups:
+            raise UsageError(f"the group {name!r} is given twice")
+        groups[name] = _names(members)
+    return groups

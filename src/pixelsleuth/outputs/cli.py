@@ -221,17 +221,25 @@ def detectors_command() -> None:
 
 def _register_research_commands() -> None:
     # The research workflow lives in train/ and bench/; its commands join the one CLI here.
-    from pixelsleuth.bench.command import evaluate_command, robustness_command
-    from pixelsleuth.detectors.command import convert_command, export_onnx_command
+    from pixelsleuth.bench.command import evaluate_command, generalization_command, robustness_command
+    from pixelsleuth.detectors.command import calibrate_command, convert_command, export_onnx_command
     from pixelsleuth.forge.command import forge_command
     from pixelsleuth.train.command import train_command
 
     app.command("convert")(convert_command)
     app.command("export-onnx")(export_onnx_command)
+    app.command("calibrate")(calibrate_command)
     app.command("forge")(forge_command)
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
     app.command("robustness")(robustness_command)
+    benchmark_app = typer.Typer(
+        name="benchmark",
+        help="Benchmark protocols that train and measure detectors (cross-generator generalisation).",
+        no_args_is_help=True,
+    )
+    benchmark_app.command("generalization")(generalization_command)
+    app.add_typer(benchmark_app, name="benchmark")
 
 
 _register_research_commands()
