@@ -409,3 +409,15 @@ def test_forge_command_trains_saves_and_reuses_families(photos: Path, tmp_path: 
     assert unknown.exit_code == 2 and "unknown generator family nope" in unknown.output
     occupied = runner.invoke(app, [str(photos), str(tmp_path / "one"), *arguments])
     assert occupied.exit_code == 2 and "not an empty folder" in occupied.output
+
+
+def test_parallel_workers_write_the_same_bytes(photos: Path, tmp_path: Path) -> None:
+    zoo = [untrained_family("ae-transposed-x2"), untrained_family("gan-nearest-x16")]
+    serial = forge(photos, tmp_path / "serial", 5, families=zoo, per_family=4, manipulations_per_kind=0)
+    parallel = forge(
+        photos, tmp_path / "parallel", 5, families=zoo, per_family=4, manipulations_per_kind=0, workers=2
+    )
+    assert tree(tmp_path / "serial") == tree(tmp_path / "parallel")
+    assert serial.counts == parallel.counts and serial.files == parallel.files
+    with pytest.raises(ForgeError, match="workers"):
+        forge(photos, tmp_path / "none", 5, families=zoo, per_family=4, workers=0)

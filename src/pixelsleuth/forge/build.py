@@ -43,7 +43,7 @@ import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -275,6 +275,7 @@ def forge_dataset(
     manipulation_kinds: Sequence[str] = MANIPULATION_KINDS,
     postprocess: PostProcess | None = None,
     log: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> ForgeReport:
     """Forge a labelled dataset from the genuine photos in `photos` into the new folder `output`.
 
@@ -296,6 +297,8 @@ def forge_dataset(
         manipulation_kinds: the kinds to make, from `MANIPULATION_KINDS`.
         postprocess: the post-processing of every image (default `PostProcess()`).
         log: called with a line of progress per folder.
+        workers: processes forging family folders at once (each with one torch thread); the files
+            and the manifest are byte-identical for any number of workers.
 
     Returns:
         A `ForgeReport`.
@@ -315,6 +318,8 @@ def forge_dataset(
     postprocess = postprocess or PostProcess()
     names = [str(family.spec.name) for family in families]
     _check_settings(names, per_family, seed, crop, manipulations_per_kind, manipulation_kinds)
+    if workers < 1:
+        raise ForgeError(f"the number of workers must be at least 1, got {workers}")
     output = Path(output).expanduser()
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ForgeError(f"{output} exists and is not an empty folder: give a new folder for the dataset")
@@ -332,13 +337,16 @@ def forge_dataset(
     with report.manifest.open("w", encoding="utf-8") as manifest:
         forge = _Forge(output, manifest, postprocess, seed, crop, report)
         fake_counts = allocate(per_family, split_fractions)
-        for split, count in zip(splits, fake_counts, strict=True):
-            for family, name in zip(families, names, strict=True):
-                forge.laundered_folder(split, by_split[split], family, name, count)
-                forge.synthetic_folder(split, by_split[split], family, name, count)
-                for folder in (f"{split}/{name}", f"{split}/{name}{SYNTHETIC_SUFFIX}"):
-                    if folder in report.counts:
-                        say(f"{folder}: {report.counts[folder]}")
+        tasks = [
+            _FolderTask(output, postprocess, seed, crop, split, tuple(by_split[split]), family, name, count)
+            for split, count in zip(splits, fake_counts, strict=True)
+            for family, name in zip(families, names, strict=True)
+        ]
+        for task, result in zip(tasks, _run_folder_tasks(tasks, workers), strict=True):
+            result.merge_into(report, manifest)
+            for folder in (f"{task.split}/{task.name}", f"{task.split}/{task.name}{SYNTHETIC_SUFFIX}"):
+                if folder in report.counts:
+                    say(f"{folder}: {report.counts[folder]}")
         manipulation_counts = allocate(manipulations_per_kind, split_fractions)
         for kind in manipulation_kinds:
             for split, count in zip(splits, manipulation_counts, strict=True):
@@ -346,6 +354,73 @@ def forge_dataset(
             say(f"manipulated/{kind}: {report.counts.get(f'manipulated/{kind}', {})}")
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass(frozen=True)
+class _FolderTask:
+    """One family's folders of one split: what a worker needs to forge them on its own."""
+
+    output: Path
+    postprocess: PostProcess
+    seed: int
+    crop: int
+    split: str
+    pool: tuple[Photo, ...]
+    family: Family
+    name: str
+    count: int
+
+
+@dataclass
+class _FolderResult:
+    manifest_lines: str
+    counts: dict[str, dict[str, int]]
+    notes: list[str]
+    files: int
+    bytes: int
+
+    def merge_into(self, report: ForgeReport, manifest: Any) -> None:
+        manifest.write(self.manifest_lines)
+        for folder, labels in self.counts.items():
+            merged = report.counts.setdefault(folder, {})
+            for label, count in labels.items():
+                merged[label] = merged.get(label, 0) + count
+        for note in self.notes:
+            if note not in report.notes:
+                report.notes.append(note)
+        report.files += self.files
+        report.bytes += self.bytes
+
+
+def _forge_folders(task: _FolderTask) -> _FolderResult:
+    """Write one family's laundered and synthetic folders of one split; the manifest lines come back."""
+    lines = io.StringIO()
+    report = ForgeReport(output=task.output, manifest=task.output / "manifest.jsonl", splits={})
+    forge = _Forge(task.output, lines, task.postprocess, task.seed, task.crop, report)
+    forge.laundered_folder(task.split, task.pool, task.family, task.name, task.count)
+    forge.synthetic_folder(task.split, task.pool, task.family, task.name, task.count)
+    return _FolderResult(lines.getvalue(), report.counts, report.notes, report.files, report.bytes)
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_folder_tasks(tasks: Sequence[_FolderTask], workers: int) -> Iterator[_FolderResult]:
+    """Results in task order; with several workers, forged in parallel processes (spawned, so that no
+    torch thread pool is forked)."""
+    if workers <= 1 or len(tasks) <= 1:
+        yield from map(_forge_folders, tasks)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    context = get_context("spawn")
+    size = min(workers, len(tasks))
+    with ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_one_torch_thread) as pool:
+        yield from pool.map(_forge_folders, tasks)
 
 
 def _check_settings(

@@ -54,6 +54,14 @@ def forge_command(
     manipulations_per_kind: Annotated[
         int, typer.Option("--manipulations", help="Manipulated images per kind over all splits (0: none).")
     ] = 50,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes forging at once (one per CPU core); same files for any number.",
+        ),
+    ] = 1,
 ) -> None:
     """Build a labelled dataset: genuine crops, crops laundered by each generator family, the families'
     own samples and local manipulations with masks, all post-processed alike, with a manifest.
@@ -103,6 +111,7 @@ def forge_command(
             crop=crop,
             manipulations_per_kind=manipulations_per_kind,
             log=say,
+            workers=workers,
         )
     except PixelsleuthError as exc:
         err.print(exc.message, style="red", highlight=False, markup=False)
