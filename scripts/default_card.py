@@ -20,7 +20,7 @@ from pixelsleuth.detectors.card import Metric, card_path_for
 
 REPRODUCE = [
     "pixelsleuth forge ../shared/data/real data/forge --models data/zoo --train-steps 360 "
-    "--per-family 500 --seed 0",
+    "--per-family 400 --crop 192 --manipulations 0 --workers 2 --seed 0",
     "pixelsleuth train configs/default_npr.toml",
     "pixelsleuth calibrate runs/default-npr/best.safetensors data/forge/val "
     "src/pixelsleuth/detectors/weights/npr-forge.safetensors",
