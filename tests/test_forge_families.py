@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from imagegen import photo_like_rgb
-from pixelsleuth.errors import PixelsleuthError
+from pixelsleuth.errors import PixelsleuthError, UsageError
 from pixelsleuth.forge import FAMILIES, list_families, load_family, train_family, untrained_family
 from pixelsleuth.forge.families import (
     NOMINAL_STEPS_PER_SECOND,
@@ -242,3 +242,17 @@ def test_step_budget_comes_from_seconds_and_time_only_caps_it(photos):
     assert quick.record["planned_steps"] == planned_steps("ae-transposed-x2", 0.6) == 2
     stopped = train_family("ae-transposed-x2", photos, seconds=1e-9, steps=1000, crop=8, batch_size=2)
     assert stopped.record["stopped_by"] == "time" and stopped.record["steps"] < 1000
+
+
+def test_exact_step_counts_are_not_cut_short_by_time() -> None:
+    from pixelsleuth.forge.command import parse_train_steps
+
+    photo = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    family = train_family("ae-nearest-x2", [photo], seconds=math.inf, steps=2, crop=16, batch_size=2)
+    assert family.record["steps"] == 2 and family.record["seconds_limit"] is None
+    names = ["ae-nearest-x2", "vae-nearest-x4"]
+    assert parse_train_steps("7", names) == {"ae-nearest-x2": 7, "vae-nearest-x4": 7}
+    assert parse_train_steps("vae-nearest-x4=5", names) == {"vae-nearest-x4": 5}
+    for bad in ("0", "x", "gan-nearest-x16=3", "vae-nearest-x4=-1"):
+        with pytest.raises(UsageError):
+            parse_train_steps(bad, names)

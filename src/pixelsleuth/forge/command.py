@@ -5,6 +5,7 @@ Register it with ``app.command("forge")(forge_command)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -40,8 +41,12 @@ def forge_command(
         float, typer.Option("--train-seconds", help="Training budget per family, in seconds.")
     ] = 60.0,
     train_steps: Annotated[
-        int | None,
-        typer.Option("--train-steps", help="Exact training steps per family (overrides the budget's steps)."),
+        str | None,
+        typer.Option(
+            "--train-steps",
+            help="Exact training steps, with no time limit: N for every family, or NAME=N,NAME=N,... "
+            "(families not listed train for --train-seconds).",
+        ),
     ] = None,
     models: Annotated[
         Path | None,
@@ -87,6 +92,7 @@ def forge_command(
 
     try:
         names = _family_names(families, list_families())
+        steps_by_family = parse_train_steps(train_steps, names)
         pixels: list[np.ndarray] = []  # found and decoded only if some family has to be trained
 
         def training_pixels() -> list[np.ndarray]:
@@ -99,7 +105,9 @@ def forge_command(
             return pixels
 
         zoo = [
-            _family(name, models, training_pixels, train_seconds, train_steps, seed, photos, say)
+            _family(
+                name, models, training_pixels, train_seconds, steps_by_family.get(name), seed, photos, say
+            )
             for name in names
         ]
         report = forge_dataset(
@@ -117,6 +125,31 @@ def forge_command(
         err.print(exc.message, style="red", highlight=False, markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     say(report.summary())
+
+
+def parse_train_steps(value: str | None, names: list[str]) -> dict[str, int]:
+    """``"300"`` -> every family 300 steps; ``"a=300,b=250"`` -> those families only.
+
+    Example:
+        >>> parse_train_steps("ae-nearest-x2=290", ["ae-nearest-x2", "vae-nearest-x4"])
+        {'ae-nearest-x2': 290}
+    """
+    if value is None or not value.strip():
+        return {}
+    text = value.strip()
+    if "=" not in text:
+        if not text.isdigit() or int(text) < 1:
+            raise UsageError(f"--train-steps must be a positive whole number or NAME=N pairs, got {value!r}")
+        return dict.fromkeys(names, int(text))
+    steps: dict[str, int] = {}
+    for pair in text.split(","):
+        name, _, count = pair.strip().partition("=")
+        if name not in names:
+            raise UsageError(f"--train-steps names {name!r}, which is not among the families being forged")
+        if not count.strip().isdigit() or int(count) < 1:
+            raise UsageError(f"--train-steps for {name} must be a positive whole number, got {count!r}")
+        steps[name] = int(count)
+    return steps
 
 
 def _family_names(requested: str | None, known: list[str]) -> list[str]:
@@ -148,7 +181,12 @@ def _family(
         return load_family(name, Path(models))
     say(f"{name}: training for {seconds:g} s" if steps is None else f"{name}: training for {steps} steps")
     family = train_family(
-        name, training_pixels(), seconds=seconds, seed=seed, steps=steps, data_note=f"train split of {photos}"
+        name,
+        training_pixels(),
+        seconds=seconds if steps is None else math.inf,  # an exact step count is not cut short by time
+        seed=seed,
+        steps=steps,
+        data_note=f"train split of {photos}",
     )
     if models is not None:
         family.save(Path(models))

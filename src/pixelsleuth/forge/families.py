@@ -657,7 +657,7 @@ def train_family(
         "steps": report.steps,
         "planned_steps": report.planned_steps,
         "stopped_by": report.stopped_by,
-        "seconds_limit": seconds,
+        "seconds_limit": None if math.isinf(seconds) else seconds,  # None: no time limit
         "crop": crop,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
