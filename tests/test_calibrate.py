@@ -146,3 +146,21 @@ def test_score_manifest_scores_each_file_once_and_counts_failures(tmp_path):
     assert seen == [6]
     assert results["a"]["auc"] == 1.0 and results["a"]["n_fake"] == 2
     assert results["b"]["failed"] == 1 and results["b"]["n_fake"] == 1
+
+
+def test_max_strength_in_the_card_caps_the_detectors_evidence(tmp_path, app, trained_weights):
+    from pixelsleuth.detectors.evidence import detector_evidence
+
+    data = _dataset(tmp_path / "calib")
+    output = tmp_path / "capped.safetensors"
+    arguments = ["calibrate", str(trained_weights), str(data), str(output), "-d", "brightness-test"]
+    result = runner.invoke(app, [*arguments, "--max-strength", "0.3"])
+    assert result.exit_code == 0, result.output
+    detector = create("brightness-test", output)
+    assert detector.card.extra["max_evidence_strength"] == 0.3
+    bright = np.full((16, 16, 3), 250, np.uint8)
+    item = detector_evidence(detector, bright)
+    assert item.points_to == "ai-generated"
+    assert item.strength == 0.3 and item.data["max_strength"] == 0.3
+    uncapped = detector_evidence(create("brightness-test", trained_weights), bright)
+    assert uncapped.strength > 0.9

@@ -91,6 +91,16 @@ def calibrate_command(
     detector: Annotated[str, typer.Option("--detector", "-d", help="Registered detector name.")] = "npr",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images scored together.")] = 32,
     split: Annotated[str, typer.Option("--split", help="GenImage split to read.")] = "val",
+    max_strength: Annotated[
+        float | None,
+        typer.Option(
+            "--max-strength",
+            min=0.0,
+            max=1.0,
+            help="Cap on the evidence strength of this detector's score in `scan` (below 0.5: it never "
+            "decides a verdict alone); record why in the card's notes.",
+        ),
+    ] = None,
 ) -> None:
     """Fit Platt calibration on held-apart images and write the weights with it in their model card.
 
@@ -128,6 +138,8 @@ def calibrate_command(
     card = model.card
     card.extra["calibration"] = fit.calibration.to_dict()
     card.extra["calibration_fit"] = fit.to_dict() | {"failed": int(np.isnan(scores).sum())}
+    if max_strength is not None:
+        card.extra["max_evidence_strength"] = max_strength
     output.parent.mkdir(parents=True, exist_ok=True)
     if Path(weights).resolve() != output.resolve():
         shutil.copyfile(weights, output)

@@ -14,26 +14,39 @@ AUTHENTIC_SIDE_WEIGHT = 0.5
 
 
 def score_to_evidence(
-    detector_name: str, probability: float, *, calibrated: bool, version: str, extra: dict | None = None
+    detector_name: str,
+    probability: float,
+    *,
+    calibrated: bool,
+    version: str,
+    extra: dict | None = None,
+    max_strength: float = 1.0,
 ) -> Evidence:
     """Turn P(generated) from a detector into an Evidence item.
+
+    `max_strength` caps how much the score can weigh (a model card sets it for a detector measured to
+    be unreliable on generators it never saw: below 0.5 it cannot decide a verdict on its own).
 
     Example:
         >>> score_to_evidence("npr", 0.9, calibrated=False, version="1").points_to
         'ai-generated'
+        >>> score_to_evidence("npr", 0.99, calibrated=True, version="1", max_strength=0.45).strength
+        0.45
     """
     probability = float(np.clip(probability, 0.0, 1.0))
     source = f"detector:{detector_name}"
     data = {"probability": round(probability, 6), "calibrated": calibrated, "weights_version": version}
     data.update(extra or {})
     kind = "calibrated" if calibrated else "uncalibrated"
+    if max_strength < 1.0:
+        data["max_strength"] = max_strength
     if probability >= 0.5:
         return Evidence(
             source=source,
             finding=f"The {detector_name} detector finds generation traces in the pixels "
             f"(P(generated) = {probability:.2f}, {kind}).",
             points_to="ai-generated",
-            strength=round(2.0 * probability - 1.0, 6),
+            strength=round(min(2.0 * probability - 1.0, max_strength), 6),
             detail="A learned detector's score; its model card says what it saw and where it fails.",
             data=data,
         )
@@ -42,7 +55,7 @@ def score_to_evidence(
         finding=f"The {detector_name} detector finds no generation traces "
         f"(P(generated) = {probability:.2f}, {kind}).",
         points_to="authentic",
-        strength=round(AUTHENTIC_SIDE_WEIGHT * (1.0 - 2.0 * probability), 6),
+        strength=round(min(AUTHENTIC_SIDE_WEIGHT * (1.0 - 2.0 * probability), max_strength), 6),
         detail="Absence of the traces this detector knows is weak evidence: "
         "generators it never saw may leave others.",
         data=data,
@@ -60,4 +73,5 @@ def detector_evidence(detector: Detector, rgb: np.ndarray) -> Evidence:
         calibrated=calibration is not None,
         version=detector.card.version,
         extra={"raw_probability": round(raw, 6)},
+        max_strength=float(detector.card.extra.get("max_evidence_strength", 1.0)),
     )
