@@ -21,9 +21,13 @@ from pixelsleuth.detectors.card import Metric, card_path_for
 REPRODUCE = [
     "pixelsleuth forge ../shared/data/real data/forge --models data/zoo --train-steps 360 "
     "--per-family 400 --crop 192 --manipulations 0 --workers 2 --seed 0",
+    "python scripts/forge_select.py data/forge --split train --where postprocess.geometry=crop "
+    "-o data/forge/train-crop.jsonl",
+    "python scripts/forge_select.py data/forge --split val --where postprocess.geometry=crop "
+    "-o data/forge/val-crop.jsonl",
     "pixelsleuth train configs/default_npr.toml",
     "pixelsleuth calibrate runs/default-npr/best.safetensors data/forge/val "
-    "src/pixelsleuth/detectors/weights/npr-forge.safetensors",
+    "src/pixelsleuth/detectors/weights/npr-forge.safetensors --max-strength 0.45",
 ]
 FORGE_COMMAND = (
     "pixelsleuth evaluate data/forge/test --weights src/pixelsleuth/detectors/weights/npr-forge.safetensors "
