@@ -18,6 +18,10 @@ EXPECTED = {
 }
 
 
+def _is_pixel_check(source: str) -> bool:
+    return source == "spectral" or source.startswith("detector:")
+
+
 @pytest.fixture(scope="module")
 def analyzer() -> Analyzer:
     return Analyzer()
@@ -31,8 +35,11 @@ def test_sample_verdict(analyzer: Analyzer, name: str) -> None:
     assert analysis.verdict == verdict
     top = analysis.top_evidence
     if top_source is None:
-        assert analysis.score is None
-        assert all(item.points_to == "none" for item in analysis.evidence)
+        # No provenance marker says anything; the pixel checks (spectral, the default detector) may
+        # lean either way but are capped below what decides a verdict alone.
+        provenance = [item for item in analysis.evidence if not _is_pixel_check(item.source)]
+        assert all(item.points_to == "none" for item in provenance)
+        assert all(item.strength < 0.5 for item in analysis.evidence if _is_pixel_check(item.source))
     else:
         assert top is not None and top.source == top_source
 
