@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -14,8 +13,6 @@ from pixelsleuth.detectors.defaults import embedded_detectors
 from pixelsleuth.outputs.cli import app
 
 runner = CliRunner()
-# Until the trained weights are committed (issue 4 in progress); removed with that commit.
-pytestmark = pytest.mark.skipif(not embedded_detectors(), reason="no default detector committed yet")
 MAX_WEIGHTS_BYTES = 20 * 2**20
 
 

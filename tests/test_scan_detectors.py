@@ -34,7 +34,15 @@ class FixedLogitDetector(Detector):
 
 
 def scan_with(weights, image):
-    arguments = ["scan", "--json", "--no-store", "--detector", f"fixed-logit-test={weights}", str(image)]
+    arguments = [
+        "scan",
+        "--json",
+        "--no-store",
+        "--no-default-detectors",
+        "--detector",
+        f"fixed-logit-test={weights}",
+        str(image),
+    ]
     return runner.invoke(app, arguments)
 
 
@@ -56,7 +64,16 @@ def image(tmp_path):
 def test_detector_score_enters_the_verdict(tmp_path, image):
     weights = weights_with_logit(tmp_path / "w.safetensors", 3.0)  # sigmoid(3) = 0.953
     result = runner.invoke(
-        app, ["scan", "--json", "--no-store", "--detector", f"fixed-logit-test={weights}", str(image)]
+        app,
+        [
+            "scan",
+            "--json",
+            "--no-store",
+            "--no-default-detectors",
+            "--detector",
+            f"fixed-logit-test={weights}",
+            str(image),
+        ],
     )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.splitlines()[0])
@@ -69,7 +86,16 @@ def test_detector_score_enters_the_verdict(tmp_path, image):
 def test_low_score_is_weak_authentic_evidence(tmp_path, image):
     weights = weights_with_logit(tmp_path / "w.safetensors", -3.0)
     result = runner.invoke(
-        app, ["scan", "--json", "--no-store", "--detector", f"fixed-logit-test={weights}", str(image)]
+        app,
+        [
+            "scan",
+            "--json",
+            "--no-store",
+            "--no-default-detectors",
+            "--detector",
+            f"fixed-logit-test={weights}",
+            str(image),
+        ],
     )
     record = json.loads(result.stdout.splitlines()[0])
     (item,) = [e for e in record["evidence"] if e["source"] == "detector:fixed-logit-test"]
