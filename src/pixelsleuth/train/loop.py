@@ -230,7 +230,7 @@ def train(
         _check_crop_size(config.crop_size, detector.preprocessing)
         base_card = detector.card
         model = detector.model
-        # Channels-last convolutions train about twice as fast on CPU (measured: benchmarks/train_cost.py).
+        # Channels-last convolutions train about 1.5x faster on CPU (benchmarks/train_cost.py, BENCHMARKS.md).
         model.to(memory_format=torch.channels_last)
         optimizer = _optimizer(model, config)
         schedule = LearningRateSchedule(optimizer, config.schedule)
