@@ -67,8 +67,9 @@ def main() -> None:
     card.extra["reproduce"] = REPRODUCE
     note = (
         "The forge dataset (docs/forge.md) is made from the genuine photos of shared/data/real by the "
-        "first command of extra.reproduce; shared/data/dev was never used for training, model "
-        "selection or calibration."
+        "first command of extra.reproduce; shared/data/dev was never used for training, epoch "
+        "selection or calibration; it was used once, to choose training on the non-resized images "
+        "over training on all of them (BENCHMARKS.md)."
     )
     if note not in card.training_data:
         card.training_data = f"{card.training_data}. {note}"
