@@ -24,13 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spectral_dev import DEFAULT_DEV_ROOT, spectral_scorer
+from spectral_dev import (
+    DEFAULT_DEV_ROOT,
+    TABLE_START,
+    crop_variants,
+    metric_cells,
+    pct,
+    print_header,
+    spectral_scorer,
+)
 
 from pixelsleuth.bench.devset import (
-    ORIGINALS,
-    PNG_FOLDER,
-    content_blind_baseline,
-    jpeg_variant_name,
     prepare_dev_crops,
     score_manifest,
 )
@@ -42,28 +46,29 @@ from pixelsleuth.intake import load_image
 from pixelsleuth.train.datasets import discover
 
 
-def detector_scorer(detector: Detector, batch_size: int = 32) -> Callable[[Sequence[Path]], np.ndarray]:
-    """Score paths with the detector's raw probability, a batch at a time."""
+def detector_scorer(detector: Detector, batch_size: int = 32) -> Callable[[Sequence[Path]], list[float]]:
+    """Score paths with the detector's raw probability, a batch at a time; each path is scored once
+    (`calibration_on` reads the same scores back)."""
+    scored: dict[Path, float] = {}
 
-    def score(paths: Sequence[Path]) -> np.ndarray:
-        scores = []
-        for start in range(0, len(paths), batch_size):
-            images = [load_image(path).rgb for path in paths[start : start + batch_size]]
-            scores.append(np.asarray(detector.predict(images, batch_size=batch_size), dtype=np.float64))
-        return np.concatenate(scores)
+    def score(paths: Sequence[Path]) -> list[float]:
+        missing = [path for path in paths if path not in scored]
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start : start + batch_size]
+            images = [load_image(path).rgb for path in batch]
+            scored.update(zip(batch, detector.predict(images, batch_size=batch_size).tolist(), strict=True))
+        return [scored[path] for path in paths]
 
     return score
 
 
 def calibration_on(
-    manifest: Path, detector: Detector, calibration: PlattCalibration, batch_size: int
+    manifest: Path, score: Callable[[Sequence[Path]], list[float]], calibration: PlattCalibration
 ) -> dict[str, Any]:
     """ECE and flag rates at 0.5 of the calibrated probability over the unique crops of a manifest."""
-    samples = discover(manifest)
-    unique = {sample.path: sample.label for sample in samples}
-    raw = detector_scorer(detector, batch_size)(list(unique))
+    unique = {sample.path: sample.label for sample in discover(manifest)}
     labels = np.array(list(unique.values()))
-    probability = calibration(raw)
+    probability = calibration(np.asarray(score(list(unique)), dtype=np.float64))
     return {
         "ece": expected_calibration_error(probability, labels),
         "real_above_0.5": float((probability[labels == 0] > 0.5).mean()),
@@ -71,10 +76,6 @@ def calibration_on(
         "n_real": int((labels == 0).sum()),
         "n_fake": int((labels == 1).sum()),
     }
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
 
 
 def main() -> None:
@@ -103,27 +104,17 @@ def main() -> None:
         if not (crops / "summary.json").is_file():
             prepare_dev_crops(args.dev_root, crops, size=args.size, jpeg_quality=args.quality)
         summary = json.loads((crops / "summary.json").read_text())
-        variants = {"png": PNG_FOLDER, "jpeg": jpeg_variant_name(args.quality)}
-        manifests = {name: crops / folder / "manifest.csv" for name, folder in variants.items()}
-        blind = {
-            name: content_blind_baseline(crops / folder / "manifest.csv")
-            for name, folder in {"originals": ORIGINALS, **variants}.items()
-        }
+        manifests, blind = crop_variants(crops, args.quality)
         spectral = {
             name: score_manifest(manifest, spectral_scorer(DEFAULT_TILE))
             for name, manifest in manifests.items()
         }
+        scorer = detector_scorer(detector, args.batch_size)
         start = time.perf_counter()
-        results = {
-            name: score_manifest(manifest, detector_scorer(detector, args.batch_size))
-            for name, manifest in manifests.items()
-        }
+        results = {name: score_manifest(manifest, scorer) for name, manifest in manifests.items()}
         seconds = time.perf_counter() - start
         calibrated = (
-            {
-                name: calibration_on(manifest, detector, calibration, args.batch_size)
-                for name, manifest in manifests.items()
-            }
+            {name: calibration_on(manifest, scorer, calibration) for name, manifest in manifests.items()}
             if calibration
             else {}
         )
@@ -133,17 +124,11 @@ def main() -> None:
         f"{summary['n_real']} real, {summary['n_fake']} generated; PNG = lossless, JPEG = quality "
         f"{args.quality}. Values in %; 'x spectral' = detector AUC / spectral-check AUC, same run.\n"
     )
-    header = (
-        "| generator | n real | n fake | PNG AUC | PNG AP | PNG TPR@1% | JPEG AUC | JPEG AP | JPEG TPR@1% "
-        "| spectral AUC PNG / JPEG | x spectral PNG / JPEG | blind AUC orig / PNG / JPEG |"
+    print_header(
+        TABLE_START + "| spectral AUC PNG / JPEG | x spectral PNG / JPEG | blind AUC orig / PNG / JPEG |"
     )
-    print(header)
-    print("|" + "|".join([":---"] + ["---:"] * (header.count("|") - 2)) + "|")
     for subset, png in results["png"].items():
-        jpeg = results["jpeg"][subset]
-        cells = [subset, str(png["n_real"]), str(png["n_fake"])]
-        cells += [pct(png[key]) for key in ("auc", "ap", "tpr_at_1pct_fpr")]
-        cells += [pct(jpeg[key]) for key in ("auc", "ap", "tpr_at_1pct_fpr")]
+        cells = metric_cells(subset, png, results["jpeg"][subset])
         spectral_auc = [spectral[name][subset]["auc"] for name in ("png", "jpeg")]
         cells.append(" / ".join(pct(value) for value in spectral_auc))
         ratios = [

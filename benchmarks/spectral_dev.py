@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,40 @@ from pixelsleuth.forensics.spectral import DEFAULT_TILE, spectral_score
 from pixelsleuth.intake import load_image
 
 DEFAULT_DEV_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+
+
+METRIC_KEYS = ("auc", "ap", "tpr_at_1pct_fpr")
+TABLE_START = (
+    "| generator | n real | n fake | PNG AUC | PNG AP | PNG TPR@1% | JPEG AUC | JPEG AP | JPEG TPR@1% "
+)
+
+
+def pct(value: float | None) -> str:
+    """A fraction as a percentage with one decimal; a dash where it is undefined."""
+    return "—" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
+
+
+def print_header(header: str) -> None:
+    """A Markdown table header with the first column left-aligned and the others right-aligned."""
+    print(header)
+    print("|" + "|".join([":---"] + ["---:"] * (header.count("|") - 2)) + "|")
+
+
+def metric_cells(subset: str, png: dict[str, Any], jpeg: dict[str, Any]) -> list[str]:
+    """The first cells of a row: the subset, its counts, and AUC / AP / TPR@1% on PNG, then on JPEG."""
+    cells = [subset, str(png["n_real"]), str(png["n_fake"])]
+    return cells + [pct(row[key]) for row in (png, jpeg) for key in METRIC_KEYS]
+
+
+def crop_variants(crops: Path, quality: int) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
+    """The PNG and JPEG crop manifests, and the content-blind baseline on them and on the originals."""
+    variants = {"png": PNG_FOLDER, "jpeg": jpeg_variant_name(quality)}
+    manifests = {name: crops / folder / "manifest.csv" for name, folder in variants.items()}
+    blind = {
+        name: content_blind_baseline(crops / folder / "manifest.csv")
+        for name, folder in {"originals": ORIGINALS, **variants}.items()
+    }
+    return manifests, blind
 
 
 def spectral_scorer(tile: int) -> Callable[[Sequence[Path]], list[float]]:
@@ -86,16 +121,10 @@ def main() -> None:
             f"{summary['n_fake']} generated; skipped (smaller than {args.size}): {summary['skipped_small']}; "
             f"left out: {summary['left_out']}; unreadable: {len(summary['failed'])}"
         )
-        jpeg_folder = jpeg_variant_name(args.quality)
-        variants = {"png": PNG_FOLDER, "jpeg": jpeg_folder}
-        baseline = {
-            name: content_blind_baseline(crops / folder / "manifest.csv")
-            for name, folder in {"originals": ORIGINALS, **variants}.items()
-        }
+        manifests, baseline = crop_variants(crops, args.quality)
         start = time.perf_counter()
         spectral = {
-            name: score_manifest(crops / folder / "manifest.csv", spectral_scorer(args.tile))
-            for name, folder in variants.items()
+            name: score_manifest(manifest, spectral_scorer(args.tile)) for name, manifest in manifests.items()
         }
         scoring_seconds = time.perf_counter() - start
     best_ms, median_ms = time_one_megapixel(args.tile)
@@ -104,21 +133,9 @@ def main() -> None:
         f"\nspectral_score (tile {args.tile}) on {args.size} x {args.size} centre crops; "
         f"PNG = lossless crops, JPEG = the same crops at quality {args.quality}. Values in %.\n"
     )
-    header = (
-        "| generator | n real | n fake | PNG AUC | PNG AP | PNG TPR@1% | JPEG AUC | JPEG AP | JPEG TPR@1% "
-        "| blind AUC originals | blind AUC PNG | blind AUC JPEG |"
-    )
-    print(header)
-    print("|" + "|".join([":---"] + ["---:"] * (header.count("|") - 2)) + "|")
-
-    def pct(value: float) -> str:
-        return "—" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
-
+    print_header(TABLE_START + "| blind AUC originals | blind AUC PNG | blind AUC JPEG |")
     for subset, png in spectral["png"].items():
-        jpeg = spectral["jpeg"][subset]
-        cells = [subset, str(png["n_real"]), str(png["n_fake"])]
-        cells += [pct(png[key]) for key in ("auc", "ap", "tpr_at_1pct_fpr")]
-        cells += [pct(jpeg[key]) for key in ("auc", "ap", "tpr_at_1pct_fpr")]
+        cells = metric_cells(subset, png, spectral["jpeg"][subset])
         cells += [pct(baseline[name][subset]["auc"]) for name in ("originals", "png", "jpeg")]
         print("| " + " | ".join(cells) + " |")
     n_scored = summary["n_real"] + sum(summary["n_fake"].values())

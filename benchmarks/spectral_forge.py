@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from spectral_dev import spectral_scorer
+from spectral_dev import pct, spectral_scorer
 
 from pixelsleuth.bench.devset import content_blind_baseline, score_manifest
 from pixelsleuth.forensics.spectral import DEFAULT_TILE
@@ -43,9 +43,6 @@ def main() -> None:
             writer.writerows([str(s.path.resolve()), s.label, s.subset] for s in samples)
         spectral = score_manifest(manifest, spectral_scorer(args.tile))
         blind = content_blind_baseline(manifest)
-
-    def pct(value: float) -> str:
-        return "—" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
 
     print(f"spectral_score (tile {args.tile}) on {args.data / args.split}; values in %.\n")
     print("| subset | n real | n fake | AUC | AP | TPR@1% | content-blind AUC | x blind |")
