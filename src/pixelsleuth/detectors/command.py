@@ -137,14 +137,14 @@ def calibrate_command(
         raise typer.Exit(EXIT_USAGE) from None
     card = model.card
     card.extra["calibration"] = fit.calibration.to_dict()
-    card.extra["calibration_fit"] = fit.to_dict() | {"failed": int(np.isnan(scores).sum())}
+    failed = int(np.isnan(scores).sum())
+    card.extra["calibration_fit"] = fit.to_dict() | {"failed": failed}
     if max_strength is not None:
         card.extra["max_evidence_strength"] = max_strength
     output.parent.mkdir(parents=True, exist_ok=True)
     if Path(weights).resolve() != output.resolve():
         shutil.copyfile(weights, output)
     card.save(card_path_for(output))
-    failed = int(np.isnan(scores).sum())
     typer.echo(
         f"Platt calibration on {fit.n_real} real and {fit.n_fake} generated images"
         + (f" ({failed} unreadable, left out)" if failed else "")
