@@ -54,6 +54,24 @@ class DecompressionBombError(IntakeError):
     type = "decompression_bomb"
 
 
+class AnalysisTimeoutError(PixelsleuthError):
+    """The analysis of one file took longer than the per-file time budget (`--file-timeout`)."""
+
+    type = "timeout"
+
+
+class AnalysisCrashError(PixelsleuthError):
+    """The process analysing one file died (out of memory, or a crash in a native decoder)."""
+
+    type = "analysis_crashed"
+
+
+class UnstorableResultError(PixelsleuthError):
+    """A finished result could not be written to the results store; this record stands in for it."""
+
+    type = "unstorable_result"
+
+
 class UsageError(PixelsleuthError):
     type = "usage_error"
 
