@@ -55,9 +55,20 @@ def test_store_put_get_and_no_duplicates(tmp_path):
         assert reopened.versions() == ["v1", "v2"]
 
 
-def test_store_refuses_analysis_without_hash(tmp_path):
+def test_store_keeps_unreadable_files_once_per_path(tmp_path):
+    error = {"type": "file_unreadable", "message": "cannot read x: not a regular file"}
+    with ResultStore(tmp_path / "r.sqlite3") as store:
+        store.put(Analysis(path="x", sha256=None, verdict="error", error=error), "v1")
+        store.put(Analysis(path="x", sha256=None, verdict="error", error=error), "v1")
+        store.put(Analysis(path="y", sha256=None, verdict="error", error=error), "v1")
+        records = list(store.iter_records())
+    assert [record["path"] for record in records] == ["x", "y"]
+    assert all(record["sha256"] is None for record in records)
+
+
+def test_store_refuses_analysis_without_hash_or_path(tmp_path):
     with ResultStore(tmp_path / "r.sqlite3") as store, pytest.raises(ValueError):
-        store.put(Analysis(path="x", sha256=None, verdict="error"), "v1")
+        store.put(Analysis(path=None, sha256=None, verdict="error"), "v1")
 
 
 @pytest.fixture

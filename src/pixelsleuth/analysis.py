@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from pixelsleuth.evidence.record import Evidence
+from pixelsleuth.intake.text import clean_text, display_path, path_bytes, path_from_bytes, path_is_text
 
 SCHEMA = "pixelsleuth.analysis/1"
 
@@ -26,9 +28,14 @@ class Analysis:
     error: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The record as JSON-ready data: always valid Unicode, finite numbers, lossless paths.
+
+        A path that is not valid UTF-8 appears readably in ``path`` (undecodable bytes as ``\\xNN``)
+        and exactly in ``path_bytes`` (hex of the file system's bytes).
+        """
+        record = {
             "schema": SCHEMA,
-            "path": self.path,
+            "path": None if self.path is None else display_path(self.path),
             "sha256": self.sha256,
             "width": self.width,
             "height": self.height,
@@ -38,6 +45,9 @@ class Analysis:
             "evidence": [item.to_dict() for item in self.evidence],
             "error": self.error,
         }
+        if self.path is not None and not path_is_text(self.path):
+            record["path_bytes"] = path_bytes(self.path).hex()
+        return json_safe(record)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -46,8 +56,11 @@ class Analysis:
     def from_dict(cls, record: dict[str, Any]) -> Analysis:
         if record.get("schema") != SCHEMA:
             raise ValueError(f"expected schema {SCHEMA!r}, got {record.get('schema')!r}")
+        path = record["path"]
+        if record.get("path_bytes"):
+            path = path_from_bytes(bytes.fromhex(record["path_bytes"]))
         return cls(
-            path=record["path"],
+            path=path,
             sha256=record["sha256"],
             width=record["width"],
             height=record["height"],
@@ -64,3 +77,25 @@ class Analysis:
         if not self.evidence:
             return None
         return max(self.evidence, key=lambda item: (item.points_to != "none", item.strength))
+
+
+def json_safe(value: Any) -> Any:
+    """Data that `json.dumps` turns into valid UTF-8 JSON: strings cleaned of unencodable code points,
+    NaN and infinities as None, tuples as lists, numpy scalars as Python numbers; anything else as text.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return clean_text(value)[0]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {json_safe(str(key)): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        try:
+            return json_safe(value.item())
+        except (TypeError, ValueError):
+            pass
+    return clean_text(str(value))[0]

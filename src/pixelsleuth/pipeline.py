@@ -69,7 +69,10 @@ class AnalyzerConfig:
         limits = f"limits:{self.limits.max_pixels},{self.limits.max_file_bytes}"  # refusals depend on them
         version = f"pixelsleuth-{__version__}/{limits}/sources:{','.join(self.sources)}"
         if self.detectors:
+            from pixelsleuth.detectors.budget import DEFAULT_PIXEL_BUDGET
+
             version += "/detectors:" + ",".join(spec.fingerprint for spec in self.detectors)
+            version += f"/budget:{DEFAULT_PIXEL_BUDGET.label}"
         return version
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pixelsleuth.detectors.base import Detector
+from pixelsleuth.detectors.budget import DEFAULT_PIXEL_BUDGET, PixelBudget, tile_origins
 from pixelsleuth.detectors.calibration import PlattCalibration
 from pixelsleuth.evidence.record import Evidence
 
@@ -62,9 +63,31 @@ def score_to_evidence(
     )
 
 
-def detector_evidence(detector: Detector, rgb: np.ndarray) -> Evidence:
-    """Run one detector on one image and report its score as evidence (calibrated if its card says how)."""
-    raw = float(detector.predict([rgb])[0])
+def budgeted_probability(
+    detector: Detector, rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
+) -> tuple[float, dict]:
+    """P(generated) for one image within the pixel budget, and how it was read (whole, or which tiles)."""
+    height, width = rgb.shape[:2]
+    if height * width <= budget.whole_image_pixels:
+        return float(detector.predict([rgb])[0]), {"read": "whole image"}
+    origins = tile_origins(height, width, budget.tile, budget.tiles)
+    tile_h, tile_w = min(budget.tile, height), min(budget.tile, width)
+    tiles = [rgb[top : top + tile_h, left : left + tile_w] for top, left in origins]
+    scores = detector.predict(tiles, batch_size=budget.batch)
+    how = {
+        "read": f"{len(tiles)} tiles of {tile_w} x {tile_h} pixels spread over the image",
+        "tile_probability_max": round(float(scores.max()), 6),
+        "tile_probability_min": round(float(scores.min()), 6),
+    }
+    return float(scores.mean()), how
+
+
+def detector_evidence(
+    detector: Detector, rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
+) -> Evidence:
+    """Run one detector on one image within `budget` and report its score as evidence (calibrated if
+    its card says how)."""
+    raw, how = budgeted_probability(detector, rgb, budget)
     calibration = detector.card.extra.get("calibration")
     probability = float(PlattCalibration.from_dict(calibration)(raw)) if calibration else raw
     return score_to_evidence(
@@ -72,6 +95,6 @@ def detector_evidence(detector: Detector, rgb: np.ndarray) -> Evidence:
         probability,
         calibrated=calibration is not None,
         version=detector.card.version,
-        extra={"raw_probability": round(raw, 6)},
+        extra={"raw_probability": round(raw, 6), **how},
         max_strength=float(detector.card.extra.get("max_evidence_strength", 1.0)),
     )

@@ -31,8 +31,14 @@ PIXEL_SOURCES: dict[str, str] = {
 
 
 def load_source(name: str) -> EvidenceSource:
-    """Return the evidence function registered under `name` (provenance or pixel source)."""
+    """Return the evidence function registered under `name` (provenance or pixel source).
+
+    A name of the form ``"package.module:function"`` loads a source from outside pixelsleuth (a plug-in;
+    it is imported in every process that analyses, so it must be importable there).
+    """
     sources = {**PROVENANCE_SOURCES, **PIXEL_SOURCES}
+    if name not in sources and ":" in name:
+        sources[name] = name
     try:
         target = sources[name]
     except KeyError:

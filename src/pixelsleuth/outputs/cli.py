@@ -15,13 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from pixelsleuth import __version__
-from pixelsleuth.analysis import Analysis
+from pixelsleuth.analysis import Analysis, json_safe
 from pixelsleuth.errors import PixelsleuthError
 from pixelsleuth.intake import IntakeLimits
 from pixelsleuth.outputs.collect import collect_paths
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
 from pixelsleuth.outputs.scan import scan as run_scan
 from pixelsleuth.outputs.store import ResultStore, default_store_path
+from pixelsleuth.outputs.worker import DEFAULT_FILE_TIMEOUT, IsolatedAnalyzer
 from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec, default_detector_specs
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -75,7 +76,9 @@ def _table(items: list[Analysis]) -> Table:
         score = "—" if analysis.score is None else f"{analysis.score:.2f}"
         style = _VERDICT_STYLE.get(analysis.verdict, "")
         verdict = Text(analysis.verdict, style=style)
-        table.add_row(Text(analysis.path or ""), verdict, score, Text(_summary_line(analysis)))
+        record = analysis.to_dict()  # valid Unicode whatever the file held; readable paths
+        summary = record["error"]["message"] if record["error"] else _summary_line(analysis)
+        table.add_row(Text(record["path"] or ""), verdict, score, Text(json_safe(summary)))
     return table
 
 
@@ -112,27 +115,41 @@ def scan(
     no_default_detectors: Annotated[
         bool, typer.Option("--no-default-detectors", help="Skip the detectors shipped with pixelsleuth.")
     ] = False,
+    file_timeout: Annotated[
+        float,
+        typer.Option(
+            "--file-timeout",
+            min=0.0,
+            help="Seconds one file may take; a file that takes longer gets a `timeout` error and the "
+            "batch goes on. Files are analysed in a worker process; 0 analyses in this process, without "
+            "a time budget.",
+        ),
+    ] = DEFAULT_FILE_TIMEOUT,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
-    try:
-        specs = () if no_default_detectors else default_detector_specs()
-        specs += tuple(DetectorSpec.parse(text) for text in detector or ())
-        limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
-        analyzer = Analyzer(AnalyzerConfig(limits=limits, detectors=specs))
-    except PixelsleuthError as exc:
-        err.print(Text(exc.message, style="red"))
-        raise typer.Exit(EXIT_USAGE) from None
     files, unmatched = collect_paths(paths)
     for pattern in unmatched:
         err.print(Text(f"nothing matches {pattern!r}", style="yellow"))
     if not files:
         err.print("[red]no image files to scan[/]")
         raise typer.Exit(EXIT_USAGE)
+    try:
+        specs = () if no_default_detectors else default_detector_specs()
+        specs += tuple(DetectorSpec.parse(text) for text in detector or ())
+        limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
+        config = AnalyzerConfig(limits=limits, detectors=specs)
+        analyzer: Analyzer | IsolatedAnalyzer = (
+            IsolatedAnalyzer(config, file_timeout=file_timeout) if file_timeout > 0 else Analyzer(config)
+        )
+    except PixelsleuthError as exc:
+        err.print(Text(exc.message, style="red"))
+        raise typer.Exit(EXIT_USAGE) from None
 
     try:
         result_store = None if no_store else ResultStore(store or default_store_path())
     except (sqlite3.Error, OSError) as exc:
+        _close(analyzer)
         err.print(Text(f"cannot open the results store {store or default_store_path()}: {exc}", style="red"))
         raise typer.Exit(EXIT_USAGE) from None
     out = None if json_lines else Console()
@@ -158,12 +175,14 @@ def scan(
                 counts[analysis.verdict] += 1
                 cached += item.cached
                 if json_lines:
-                    sys.stdout.write(analysis.to_json() + "\n")
-                    sys.stdout.flush()
+                    sys.stdout.flush()  # anything printed before goes first
+                    sys.stdout.buffer.write(analysis.to_json().encode("utf-8") + b"\n")
+                    sys.stdout.buffer.flush()
                 else:
                     results.append(analysis)
                 progress.advance(task)
     finally:
+        _close(analyzer)
         if result_store is not None:
             result_store.close()
 
@@ -173,6 +192,11 @@ def scan(
     note = f" ({cached} from the store)" if cached else ""
     err.print(f"{len(files)} file(s): {summary}{note}")
     raise typer.Exit(EXIT_SOME_FAILED if counts["error"] else EXIT_OK)
+
+
+def _close(analyzer: object) -> None:
+    if isinstance(analyzer, IsolatedAnalyzer):
+        analyzer.close()
 
 
 @app.command()

@@ -7,6 +7,7 @@ neither repeats nor duplicates it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 from pixelsleuth.analysis import Analysis
+from pixelsleuth.intake.text import display_path, path_bytes, path_is_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (
@@ -57,6 +59,16 @@ class FileStamp:
         except (OSError, RuntimeError):
             return None
         return cls(str(absolute), info.st_size, info.st_mtime_ns)
+
+
+def path_key(path: str) -> str | bytes:
+    """How a path is kept in the store, losslessly: as text when it is valid Unicode, else its raw bytes."""
+    return path if path_is_text(path) else path_bytes(path)
+
+
+def unread_file_key(path: str) -> str:
+    """The store key of a file that could not be read (it has no content hash): derived from its path."""
+    return "unread:" + hashlib.sha256(path_bytes(Path(path).absolute())).hexdigest()
 
 
 def default_store_path() -> Path:
@@ -105,25 +117,28 @@ class ResultStore:
             "SELECT a.result FROM seen_files f JOIN analyses a "
             "ON a.sha256 = f.sha256 AND a.analysis_version = f.analysis_version "
             "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ? AND f.analysis_version = ?",
-            (stamp.path, stamp.size, stamp.mtime_ns, version),
+            (path_key(stamp.path), stamp.size, stamp.mtime_ns, version),
         ).fetchone()
         return Analysis.from_dict(json.loads(row[0])) if row else None
 
     def put(self, analysis: Analysis, version: str, *, stamp: FileStamp | None = None) -> None:
-        """Store one finished analysis (atomically, committed at once). Needs its sha256.
+        """Store one finished analysis (atomically, committed at once).
 
-        With the file's `stamp`, a later scan finds the result without reading the file again.
+        With the file's `stamp`, a later scan finds the result without reading the file again. A file
+        that could not be read has no sha256; its result is kept under a key made from its path, so it
+        is stored once per path and replaced when the file is scanned again.
         """
-        if analysis.sha256 is None:
-            raise ValueError("an analysis without a sha256 (the file could not be read) cannot be stored")
+        if analysis.sha256 is None and analysis.path is None:
+            raise ValueError("an analysis needs a sha256 or a path to be stored")
+        key = analysis.sha256 or unread_file_key(analysis.path or "")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    analysis.sha256,
+                    key,
                     version,
-                    analysis.path,
+                    None if analysis.path is None else display_path(analysis.path),
                     analysis.verdict,
                     analysis.score,
                     analysis.to_json(),
@@ -133,7 +148,7 @@ class ResultStore:
             if stamp is not None:
                 self._db.execute(
                     "INSERT OR REPLACE INTO seen_files VALUES (?, ?, ?, ?, ?)",
-                    (stamp.path, stamp.size, stamp.mtime_ns, version, analysis.sha256),
+                    (path_key(stamp.path), stamp.size, stamp.mtime_ns, version, key),
                 )
 
     def count(self, version: str | None = None) -> int:
