@@ -9,6 +9,7 @@ costs only the file it was working on: that file gets an `analysis_crashed` erro
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import signal
@@ -28,13 +29,33 @@ _STARTUP_TIMEOUT = 600.0
 _STOP_GRACE = 2.0
 
 
-def _worker_main(connection: Connection, config: AnalyzerConfig) -> None:
+def plugin_modules(config: AnalyzerConfig) -> tuple[str, ...]:
+    """Modules outside pixelsleuth that registered a detector the config names.
+
+    A worker is a fresh process: it must import them too before it can create those detectors. Only
+    registrations already made in this process count (the registry is not imported for this).
+    """
+    registry = sys.modules.get("pixelsleuth.detectors.registry")
+    if registry is None:
+        return ()
+    modules = []
+    for spec in config.detectors:
+        factory = registry._REGISTRY.get(spec.name)
+        module = getattr(factory, "__module__", "") or ""
+        if module and not module.startswith("pixelsleuth.") and module != "__main__":
+            modules.append(module)
+    return tuple(dict.fromkeys(modules))
+
+
+def _worker_main(connection: Connection, config: AnalyzerConfig, plugins: tuple[str, ...]) -> None:
     """The worker's loop: build the analyzer, then answer each path with its Analysis."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout carries the parent's JSON Lines only
     from pixelsleuth.pipeline import Analyzer
 
     try:
+        for module in plugins:
+            importlib.import_module(module)
         analyzer = Analyzer(config)
     except PixelsleuthError as exc:
         connection.send(("failed", exc.to_dict()))
@@ -93,7 +114,10 @@ class IsolatedAnalyzer:
     def _start(self) -> None:
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child_end, self.config), name="pixelsleuth-worker", daemon=True
+            target=_worker_main,
+            args=(child_end, self.config, plugin_modules(self.config)),
+            name="pixelsleuth-worker",
+            daemon=True,
         )
         process.start()
         child_end.close()
