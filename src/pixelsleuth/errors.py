@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 
 class PixelsleuthError(Exception):
     """Base of every error pixelsleuth raises on purpose."""
@@ -77,7 +79,15 @@ class UsageError(PixelsleuthError):
 
 
 def unexpected(exc: BaseException, during: str) -> PixelsleuthError:
-    """Wrap an exception we did not anticipate so a batch can record it and go on."""
-    error = PixelsleuthError(f"unexpected {type(exc).__name__} while {during}: {exc}")
+    """Wrap an exception we did not anticipate so a batch can record it and go on.
+
+    The message stays a sentence; the exception itself, a programming error of ours, goes to the
+    ``pixelsleuth`` log for the bug report.
+    """
+    logging.getLogger("pixelsleuth").warning("internal error while %s: %r", during, exc)
+    error = PixelsleuthError(
+        f"an internal error in pixelsleuth stopped {during}; the file was skipped "
+        "(please report it, with the file if you can)"
+    )
     error.type = "internal_error"
     return error

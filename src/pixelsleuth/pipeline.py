@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -77,8 +78,12 @@ class AnalyzerConfig:
 
 
 def _failed(source: str, exc: Exception) -> Evidence:
-    message = exc.message if isinstance(exc, PixelsleuthError) else f"{type(exc).__name__}: {exc}"
-    return Evidence(source=source, finding=f"the {source} check could not run on this image", detail=message)
+    if isinstance(exc, PixelsleuthError):
+        detail = exc.message
+    else:  # a bug of ours: the person gets a sentence, the log gets the exception
+        logging.getLogger("pixelsleuth").warning("the %s check failed: %r", source, exc)
+        detail = "an internal error stopped this check; the other checks still ran (please report it)"
+    return Evidence(source=source, finding=f"The {source} check could not run on this image.", detail=detail)
 
 
 class Analyzer:
@@ -147,7 +152,7 @@ class Analyzer:
         except PixelsleuthError as exc:
             error = exc
         except Exception as exc:  # last resort so that a batch goes on
-            error = unexpected(exc, f"analysing {path}")
+            error = unexpected(exc, "the analysis of this file")
         sha256 = file_sha256(path, max_bytes=self.config.limits.max_file_bytes)
         return Analysis(path=path, sha256=sha256, verdict="error", error=error.to_dict())
 

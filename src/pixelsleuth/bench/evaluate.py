@@ -289,7 +289,12 @@ def _batches(samples: Sequence[LabelledImage], size: int) -> Iterator[Sequence[L
 
 def _failure(sample: LabelledImage, stage: str, error: Exception) -> FailedImage:
     if not isinstance(error, PixelsleuthError):
-        error = unexpected(error, {"load": "reading", "perturb": "perturbing", "score": "scoring"}[stage])
+        error = unexpected(
+            error,
+            {"load": "reading the image", "perturb": "perturbing the image", "score": "scoring the image"}[
+                stage
+            ],
+        )
     return FailedImage(
         str(sample.path), str(sample.subset), int(sample.label), stage, error.type, error.message
     )
