@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pixelsleuth.bench.metrics import METRIC_FIELDS, BinaryMetrics, binary_metrics, mean_metrics
-from pixelsleuth.errors import PixelsleuthError, unexpected
+from pixelsleuth.errors import PixelsleuthError
 from pixelsleuth.intake import load_image
 
 MEAN_ROW = "mean"
@@ -289,12 +289,13 @@ def _batches(samples: Sequence[LabelledImage], size: int) -> Iterator[Sequence[L
 
 def _failure(sample: LabelledImage, stage: str, error: Exception) -> FailedImage:
     if not isinstance(error, PixelsleuthError):
-        error = unexpected(
-            error,
-            {"load": "reading the image", "perturb": "perturbing the image", "score": "scoring the image"}[
-                stage
-            ],
-        )
+        # Research runs keep the reason: a detector's own ValueError says why it refused the image.
+        doing = {"load": "reading", "perturb": "perturbing", "score": "scoring"}[stage]
+        reason = " ".join(str(error).split()) or "no reason given"
+        return FailedImage(
+            str(sample.path), str(sample.subset), int(sample.label), stage, "internal_error",
+            f"{doing} the image failed: {reason}",
+        )  # fmt: skip
     return FailedImage(
         str(sample.path), str(sample.subset), int(sample.label), stage, error.type, error.message
     )
