@@ -621,8 +621,27 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
 def test_pixel_limit_is_per_call_and_inclusive() -> None:
     data = encode(photo_like_rgb(40, 25), "PNG")
     assert load_image(data, limits=IntakeLimits(max_pixels=1000)).rgb.shape == (25, 40, 3)
-    with pytest.raises(DecompressionBombError, match="40 × 25"):
+    with pytest.raises(DecompressionBombError) as caught:
         load_image(data, limits=IntakeLimits(max_pixels=999))
+    assert caught.value.message == (
+        "image is 40 × 25 = 1 000 pixels, over the limit of 999 pixels; raise --max-pixels to analyse it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "limit", "counts"),
+    [
+        (100_000, 100_000, 100_000_000, "10 000 megapixels, over the limit of 100 megapixels"),
+        (4100, 3000, 12_000_000, "12.3 megapixels, over the limit of 12 megapixels"),
+        (10_001, 10_000, 100_000_000, "100 010 000 pixels, over the limit of 100 000 000 pixels"),
+    ],
+)
+def test_pixel_counts_are_written_for_people(width: int, height: int, limit: int, counts: str) -> None:
+    with pytest.raises(DecompressionBombError) as caught:
+        load_image(png_declaring_size(width, height), limits=IntakeLimits(max_pixels=limit))
+    assert caught.value.message == (
+        f"image is {width} × {height} = {counts}; raise --max-pixels to analyse it"
+    )
 
 
 def test_pillow_global_guards_do_not_interfere() -> None:
@@ -692,42 +711,60 @@ def test_wrong_source_type_is_a_usage_error() -> None:
         IntakeLimits(max_pixels=0)
 
 
+_UNKNOWN = "corrupt PNG: the decoder could not make sense of the image data"
+_HEADER = "corrupt PNG: the header is damaged"
+_MEMORY = "PNG image needs more memory to decode than is available; lower its size or raise the limits"
+
+
 @pytest.mark.parametrize(
-    "raised",
+    ("raised", "message"),
     [
-        ValueError("bad value"),
-        OSError("broken data stream when reading image file"),
-        SyntaxError("not a PNG file"),
-        struct.error("unpack requires a buffer of 4 bytes"),
-        EOFError(),
-        IndexError("list index out of range"),
-        ZeroDivisionError("division by zero"),
-        KeyError("I;99"),
-        TypeError("Missing dimensions"),
-        RuntimeError("decoder failed"),
-        MemoryError(),
-        Image.DecompressionBombError("too big"),
-        UserWarning("Corrupt EXIF data"),
+        (ValueError("bad value"), _UNKNOWN),
+        (
+            OSError("broken data stream when reading image file"),
+            "corrupt PNG: the compressed pixel data is damaged",
+        ),
+        (
+            SyntaxError("not a PNG file"),
+            "corrupt PNG: the data starts like a PNG file but its header is unreadable",
+        ),
+        (struct.error("unpack requires a buffer of 4 bytes"), _HEADER),
+        (EOFError(), "truncated PNG: the data ends at byte {size} before the image is complete"),
+        (IndexError("list index out of range"), _HEADER),
+        (ZeroDivisionError("division by zero"), _UNKNOWN),
+        (KeyError("I;99"), _HEADER),
+        (TypeError("Missing dimensions"), "corrupt PNG: the image width or height is missing"),
+        (RuntimeError("decoder failed"), _UNKNOWN),
+        (MemoryError(), _MEMORY),
+        (Image.DecompressionBombError("too big"), _MEMORY),
+        (UserWarning("Corrupt EXIF data"), "corrupt PNG: its EXIF metadata is damaged"),
+        (OSError("decoder error -2"), "corrupt PNG: the compressed pixel data is damaged"),
+        (
+            ValueError("Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK"),
+            "PNG image exceeds the decoder's safety limits: a compressed chunk expands to more than 1 MiB",
+        ),
     ],
 )
-def test_any_decoder_exception_becomes_a_typed_error(
-    monkeypatch: pytest.MonkeyPatch, raised: BaseException
+def test_any_decoder_exception_becomes_a_typed_error_in_our_words(
+    monkeypatch: pytest.MonkeyPatch, raised: BaseException, message: str
 ) -> None:
     def explode(*args: object, **kwargs: object) -> None:
         raise raised
 
+    data = encode(photo_like_rgb(), "PNG")
     monkeypatch.setattr(Image, "open", explode)
     with pytest.raises(IntakeError) as caught:
-        load_image(encode(photo_like_rgb(), "PNG"))
-    assert "PNG" in caught.value.message
+        load_image(data)
+    assert caught.value.message == message.format(size=f"{len(data):,}".replace(",", " "))
     assert caught.value.type != "intake_error"  # always a specific subclass
 
 
 def test_corrupt_png_header_names_the_reason() -> None:
     data = bytearray(encode(photo_like_rgb(), "PNG"))
     data[12:16] = b"XXXX"  # IHDR renamed
-    with pytest.raises(CorruptImageError, match=r"^corrupt PNG: "):
+    with pytest.raises(CorruptImageError) as caught:
         load_image(bytes(data))
+    assert caught.value.message == "corrupt PNG: the 'XXXX' chunk fails its checksum"
 
 
 # --- sniffing ------------------------------------------------------------------------------------

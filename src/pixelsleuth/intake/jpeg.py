@@ -144,17 +144,18 @@ def scan_jpeg_layout(data: bytes) -> JpegLayout:
         if marker in (_SOI, _TEM, 0x00) or 0xD0 <= marker <= 0xD7:
             continue  # standalone markers carry no length
         if marker == _EOI:
-            return JpegLayout(
-                -1,
-                sof_marker,
-                precision,
-                problem=f"the end-of-image marker comes at byte {marker_start} before any image data",
+            problem = (
+                f"the end-of-image marker comes at byte {group_digits(marker_start)} before any image data"
             )
+            return JpegLayout(-1, sof_marker, precision, problem=problem)
         if pos + 2 > size:
             return _header_cut(size, sof_marker, precision)
         length = int.from_bytes(data[pos : pos + 2], "big")
         if length < 2:
-            problem = f"a marker segment at byte {marker_start} has length {length}"
+            problem = (
+                f"the marker segment at byte {group_digits(marker_start)} declares a length of {length} "
+                "bytes, too short to hold even its length field"
+            )
             return JpegLayout(-1, sof_marker, precision, problem=problem)
         if marker in SOF_CODINGS and sof_marker is None and pos + 3 <= size:
             sof_marker, precision = marker, data[pos + 2]

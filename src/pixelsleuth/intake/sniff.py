@@ -219,6 +219,22 @@ def extension_format(path: str | os.PathLike[str] | None) -> str | None:
     return EXTENSION_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower())
 
 
+def printable_name(raw: bytes) -> str | None:
+    """A four-character code from a file (box, chunk or form name) as text, if it is printable ASCII.
+
+    Junk bytes in a name would make a message unreadable (or unprintable), so callers say "an
+    unreadable box" instead.
+
+    Examples
+    --------
+    >>> printable_name(b"meta"), printable_name(b"\\xff\\x00ta")
+    ('meta', None)
+    """
+    if raw and all(0x20 <= byte < 0x7F for byte in raw):
+        return raw.decode("ascii")
+    return None
+
+
 def _riff(data: bytes) -> Sniffed | None:
     if not data.startswith(b"RIFF") or len(data) < 12:
         return None
@@ -229,7 +245,9 @@ def _riff(data: bytes) -> Sniffed | None:
         return Sniffed("WAV", "a WAV audio file", "not_image")
     if form == b"AVI ":
         return Sniffed("AVI", "an AVI video", "not_image")
-    return Sniffed("RIFF", f"a RIFF container of type {form.decode('latin-1')!r}", "not_image")
+    name = printable_name(form)
+    of_type = f"of type '{name}'" if name is not None else "of an unreadable type"
+    return Sniffed("RIFF", f"a RIFF container {of_type}", "not_image")
 
 
 def _iso_bmff(data: bytes) -> Sniffed | None:
@@ -356,5 +374,6 @@ __all__ = [
     "Sniffed",
     "cut_signature",
     "extension_format",
+    "printable_name",
     "sniff",
 ]
