@@ -803,3 +803,13 @@ def test_real_photos_decode_like_pillow() -> None:
         with Image.open(path) as reference:
             expected = np.asarray(ImageOps.exif_transpose(reference).convert("RGB"))
         assert np.array_equal(image.rgb, expected), path
+
+
+def test_images_over_one_pillow_block_are_copied_by_bands_with_the_same_pixels(tmp_path):
+    rng = np.random.default_rng(3)
+    pixels = np.repeat(rng.integers(0, 256, (1800, 75, 3), dtype=np.uint8), 32, axis=1)  # 4.3 MP
+    path = tmp_path / "large.png"
+    Image.fromarray(pixels).save(path, compress_level=1)
+    image = load_image(path)
+    assert image.rgb.shape == (1800, 2400, 3)
+    assert np.array_equal(image.rgb, pixels)

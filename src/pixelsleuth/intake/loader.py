@@ -562,8 +562,10 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
     `np.asarray(image)` goes through `Image.tobytes`, which packs into 64 KiB chunks and then joins
     them: two copies, about 10 % of a 1-megapixel JPEG decode. Pillow's Arrow export (public since
     Pillow 11.2) exposes its 4-bytes-per-pixel storage without copying and OpenCV packs that to RGB
-    in one vectorised pass. Images spread over several Pillow memory blocks (very large ones)
-    cannot be exported that way and take the `tobytes` route.
+    in one vectorised pass. Images spread over several Pillow memory blocks (larger than about
+    4 megapixels) cannot be exported that way; they are copied a band of rows at a time, so that the
+    copy never needs more than the output array plus one band (`tobytes` would hold the whole image
+    twice more while it joins its chunks: 600 MB extra at 100 megapixels).
     """
     if pyarrow is not None:
         try:
@@ -571,7 +573,20 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
             return cv2.cvtColor(rgbx.reshape(image.height, image.width, 4), cv2.COLOR_RGBA2RGB)
         except Exception:  # multi-block image, or an Arrow/Pillow without this export
             pass
-    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    return _rgb_by_bands(image)
+
+
+_BAND_BYTES = 16 * 2**20
+
+
+def _rgb_by_bands(image: Image.Image) -> np.ndarray:
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _BAND_BYTES // (4 * max(width, 1)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(top + rows, height)))
+        out[top : top + band.height] = np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
+    return out
 
 
 def _palette_to_rgb(image: Image.Image) -> np.ndarray:
