@@ -2,8 +2,8 @@
 
 Each case runs in a fresh process (the way `scan`'s worker does): build the default analyzer, note its
 resident memory at rest (the baseline: Python, torch and the weights), analyse one image, note the
-peak (VmHWM, Linux). Printed per case: peak RSS, the growth over the baseline, and the ratio peak / baseline, all
-measured in the same run.
+peak (VmHWM, Linux). Printed per case: peak RSS, the growth over the baseline, and the ratio
+peak / baseline, all measured in the same run.
 
     python benchmarks/memory_budget.py [--cases 1mp-jpeg,12mp-jpeg,...] [--keep DIR]
 

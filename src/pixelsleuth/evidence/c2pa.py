@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from pixelsleuth.evidence.record import Evidence, PointsTo
 from pixelsleuth.intake.image import LoadedImage
 from pixelsleuth.intake.jpeg import header_segments
+from pixelsleuth.intake.text import clean_text, loads_json
 
 SOURCE = "c2pa"
 
@@ -72,6 +74,7 @@ _IPTC_PREFIXES = (
 )
 _C2PA_PREFIXES = ("http://c2pa.org/digitalsourcetype/", "https://c2pa.org/digitalsourcetype/")
 _ACTIONS_LABEL = re.compile(r"^c2pa\.actions(\.v\d+)?(__\d+)?$")
+_MAX_ASSERTION_DEPTH = 32  # digital source types sit a few levels deep; hostile nesting goes deeper
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -244,7 +247,7 @@ def read_manifest_store(
     if reader is None:
         return None
     with reader:
-        store = json.loads(reader.json())
+        store = loads_json(reader.json())
         return ManifestStore(store=store, validation_state=store.get("validation_state"))
 
 
@@ -286,7 +289,7 @@ def _claim_generator(manifest: dict[str, Any]) -> str | None:
     if manifest.get("claim_generator"):
         return _text(manifest["claim_generator"])
     names = [
-        f"{entry['name']} {entry['version']}" if entry.get("version") else entry["name"]
+        f"{entry['name']} {entry['version']}" if entry.get("version") else str(entry["name"])
         for entry in _generator_info(manifest)
         if entry.get("name")
     ]
@@ -333,17 +336,19 @@ def _ingredients(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _walk_source_types(value: Any, where: str) -> Iterator[tuple[str, str]]:
+def _walk_source_types(value: Any, where: str, depth: int = 0) -> Iterator[tuple[str, str]]:
     """Every (url, where) under a key named like ``digitalSourceType`` (actions, IPTC, CreativeWork)."""
+    if depth > _MAX_ASSERTION_DEPTH:
+        return
     if isinstance(value, dict):
         for key, child in value.items():
             if str(key).lower().endswith("digitalsourcetype") and isinstance(child, str):
                 yield child, where
             else:
-                yield from _walk_source_types(child, where)
+                yield from _walk_source_types(child, where, depth + 1)
     elif isinstance(value, list):
         for child in value:
-            yield from _walk_source_types(child, where)
+            yield from _walk_source_types(child, where, depth + 1)
 
 
 def _source_types(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -593,12 +598,16 @@ def c2pa_evidence(image: LoadedImage, *, trust_anchors: str | None = None) -> li
     try:
         manifest_store = read_manifest_store(data, MIME_TYPES.get(image.format), trust_anchors)
     except RemoteManifestError as exc:
+        message = clean_text(str(exc))[0]
+        url = _remote_url(message)
+        where = f"at {_text(url)}" if url else "online"
         return [
             Evidence(
                 source=SOURCE,
                 finding="The file points to Content Credentials stored online; they were not fetched.",
-                detail=str(exc),
-                data={"remote": True, "remote_url": _remote_url(str(exc)), "message": _text(str(exc), 500)},
+                detail=f"The credentials are stored {where}; remote credentials are never fetched, so they "
+                "were not checked.",
+                data={"remote": True, "remote_url": url, "message": _text(message, 500)},
             )
         ]
     except Exception as exc:  # malformed credentials must not take the batch down
@@ -606,23 +615,32 @@ def c2pa_evidence(image: LoadedImage, *, trust_anchors: str | None = None) -> li
             Evidence(
                 source=SOURCE,
                 finding="The file carries Content Credentials (C2PA) data that could not be read.",
-                detail=f"{type(exc).__name__}: {exc}",
-                data={"error": type(exc).__name__, "message": _text(str(exc), 500)},
+                detail="The C2PA reader rejected the embedded manifest store as damaged or malformed, so "
+                "neither its claims nor its signature could be checked.",
+                data={"error": "unreadable_manifest", "reader_message": _text(clean_text(str(exc))[0], 500)},
             )
         ]
     if manifest_store is None:
         return []
     try:
-        summary = summarize_manifest_store(manifest_store)
+        return _store_evidence(summarize_manifest_store(manifest_store))
     except Exception as exc:
+        logging.getLogger("pixelsleuth").warning("the c2pa check failed: %r", exc)
         return [
             Evidence(
                 source=SOURCE,
                 finding="The file carries Content Credentials (C2PA) whose contents could not be summarised.",
-                detail=f"{type(exc).__name__}: {exc}",
-                data={"error": type(exc).__name__, "validation_state": manifest_store.validation_state},
+                detail="The manifest store was read, but its contents have a structure this analysis does "
+                "not understand.",
+                data={
+                    "error": "unsummarisable_manifest",
+                    "validation_state": manifest_store.validation_state,
+                },
             )
         ]
+
+
+def _store_evidence(summary: dict[str, Any]) -> list[Evidence]:
     evidence = [_manifest_evidence(summary)]
     declared = set()
     for source_type in summary["digital_source_types"]:

@@ -10,6 +10,9 @@ from PIL import ExifTags, Image
 
 _TAG_NAMES = ExifTags.TAGS
 _GPS_NAMES = ExifTags.GPSTAGS
+_TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
+# How each sub-directory is named in a sentence about damage.
+_IFD_LABELS = {ExifTags.IFD.Exif: "Exif", ExifTags.IFD.GPSInfo: "GPS", ExifTags.IFD.IFD1: "thumbnail"}
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,18 @@ def _tiff_payload(raw: bytes) -> bytes:
     return raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
 
 
+def _unreadable_block(raw: bytes) -> str:
+    if _tiff_payload(raw)[:4] not in _TIFF_HEADERS:
+        return "it does not start with a TIFF header, so none of its tags could be read"
+    return "its first directory is damaged or cut short, so none of its tags could be read"
+
+
 @lru_cache(maxsize=32)
 def parse_exif(raw: bytes | None) -> ExifData:
     """Parse a raw EXIF block (with or without the ``Exif\\0\\0`` prefix).
 
-    Never raises: a damaged block gives whatever could be read plus an `error` sentence.
+    Never raises: a damaged block gives whatever could be read plus an `error` clause saying what
+    was damaged (for a sentence such as "The EXIF block is damaged: <error>.").
     The result is cached, so every evidence source can call this on the same bytes for free.
 
     Example:
@@ -51,16 +61,16 @@ def parse_exif(raw: bytes | None) -> ExifData:
     exif = Image.Exif()
     try:
         exif.load(raw)
-    except Exception as exc:  # Pillow raises many types on damaged TIFF structures
-        return ExifData(error=f"the EXIF block could not be read ({exc})")
-    main = _named(dict(exif.items()), _TAG_NAMES)
+        main = _named(dict(exif.items()), _TAG_NAMES)
+    except Exception:  # Pillow raises many types (struct.error, SyntaxError, ...) on damaged TIFF data
+        return ExifData(error=_unreadable_block(raw))
     problems: list[str] = []
 
     def sub_ifd(ifd: ExifTags.IFD) -> dict[int, Any]:
         try:
             return dict(exif.get_ifd(ifd))
-        except Exception as exc:
-            problems.append(f"{ifd.name} IFD unreadable ({exc})")
+        except Exception:
+            problems.append(f"the {_IFD_LABELS[ifd]} directory is damaged and could not be read")
             return {}
 
     main.update(_named(sub_ifd(ExifTags.IFD.Exif), _TAG_NAMES))

@@ -18,10 +18,9 @@ tools' own source where that was possible):
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pixelsleuth.evidence.exif import parse_exif
@@ -29,6 +28,7 @@ from pixelsleuth.evidence.metadata import decode_user_comment, exif_text
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.evidence.xmp import parse_xmp
 from pixelsleuth.intake.image import LoadedImage
+from pixelsleuth.intake.text import clean_text, loads_json
 
 SOURCE = "generator-text"
 COMPLETE_RECORD_STRENGTH = 0.95  # prompt plus at least two sampling settings
@@ -37,8 +37,18 @@ BARE_RECORD_STRENGTH = 0.7  # the generator's own key is present but says little
 _MAX_TEXT = 2000  # longest string kept in Evidence.data
 _MAX_ITEMS = 50  # longest list kept in Evidence.data
 _MAX_GRAPH_DEPTH = 8
+_MAX_QUOTED_CHARS = 120  # longest file-supplied name quoted inside a finding sentence
+# Caps on what one text is parsed for: real settings lines are a few hundred characters to a few kB
+# with a few dozen settings, and real Dream command lines are shorter still.
+MAX_SETTINGS_LINE_CHARS = 64_000
+MAX_SETTINGS = 100
+MAX_DREAM_COMMAND_CHARS = 16_000  # shlex takes quadratic time on one long token
 
-_A1111_PARAM = re.compile(r'\s*([A-Za-z][\w \-/.()+]*?)\s*:\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+# Pieces of an AUTOMATIC1111 settings line, `Key: value, Key: "quoted, value", ...`; each is a single
+# character class or a quoted string without overlapping alternatives, so matching is linear.
+_WHITESPACE = re.compile(r"\s*")
+_SETTING_KEY_TAIL = re.compile(r"[\w \-/.()+]*")
+_QUOTED_VALUE = re.compile(r'"[^\\"]*(?:\\.[^\\"]*)*"')
 _A1111_FIELDS = {
     "Steps": "steps",
     "Sampler": "sampler",
@@ -50,10 +60,14 @@ _A1111_FIELDS = {
     "Model": "model",
 }
 _MIDJOURNEY_JOB = re.compile(
-    r"\s*Job ID:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.I
+    r"Job ID:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.I
 )
 _MIDJOURNEY_PARAM = re.compile(r"--([a-z]+)(?:\s+([^\s-][^\s]*(?:\s+[^\s-][^\s]*)?))?", re.I)
 _DREAM_OPTION = re.compile(r"^--?[A-Za-z]")
+_BRACKETED = re.compile(r"\[([^\[\]]*)\]")
+# A bracketed negative with the white space before it. The anchor (start of text or right after a
+# non-space) stops the engine from retrying the pattern at every position inside a long run of spaces.
+_BRACKETED_WITH_SPACE = re.compile(r"(?:^|(?<=\S))\s*\[[^\[\]]*\]")
 _DREAM_FIELDS = {
     "-s": "steps",
     "--steps": "steps",
@@ -129,8 +143,8 @@ class GenerationRecord:
         return sum(value is not None for value in values)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-serialisable values (long strings and lists shortened)."""
-        return _json_safe(asdict(self))
+        """The record as JSON-serialisable values (long strings and lists shortened, depth limited)."""
+        return {item.name: _json_safe(getattr(self, item.name)) for item in fields(self)}
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -181,6 +195,10 @@ def _as_text(value: Any) -> str | None:
     return text or None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _size(width: Any, height: Any) -> str | None:
     width, height = _as_int(width), _as_int(height)
     return f"{width}x{height}" if width and height else None
@@ -190,9 +208,16 @@ def _load_json(text: Any) -> Any:
     if not isinstance(text, str) or text.lstrip()[:1] not in ("{", "["):
         return None
     try:
-        return json.loads(text)
+        return loads_json(text)
     except (ValueError, RecursionError):
         return None
+
+
+def _quoted(text: str) -> str:
+    """A name from the file, on one line and short enough to quote inside a sentence."""
+    if not text.isprintable():
+        text = " ".join(text.split())
+    return text if len(text) <= _MAX_QUOTED_CHARS else text[: _MAX_QUOTED_CHARS - 1] + "…"
 
 
 def _model_name(path: Any) -> str | None:
@@ -215,7 +240,8 @@ def parse_a1111_parameters(text: str, *, require_settings: bool = True) -> Gener
     text:
         Prompt lines, an optional ``Negative prompt:`` section and a settings line
         ``Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, ...``. Quoted values
-        (JSON strings, which may contain commas) are unquoted.
+        (JSON strings, which may contain commas) are unquoted. The settings line is read up to
+        `MAX_SETTINGS_LINE_CHARS` characters and `MAX_SETTINGS` settings (see `a1111_settings`).
     require_settings:
         When True (the default), return None unless a settings line is present: A1111 always writes
         one, and without it arbitrary text would pass for a prompt.
@@ -228,21 +254,15 @@ def parse_a1111_parameters(text: str, *, require_settings: bool = True) -> Gener
     settings_at = next(
         (i for i in range(len(lines) - 1, -1, -1) if lines[i].lstrip().startswith("Steps:")), None
     )
-    if settings_at is None and lines and len(_A1111_PARAM.findall(lines[-1])) >= 3:
+    if settings_at is None and lines and len(a1111_settings(lines[-1], limit=3)) >= 3:
         settings_at = len(lines) - 1
     if settings_at is None and require_settings:
         return None
     settings: dict[str, str] = {}
     body = lines if settings_at is None else lines[:settings_at]
     if settings_at is not None:
-        for key, raw in _A1111_PARAM.findall(lines[settings_at]):
-            value = raw.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    value = value[1:-1]
-            settings[key.strip()] = str(value)
+        for key, raw in a1111_settings(lines[settings_at]):
+            settings[key] = _unquoted(raw.strip())
     prompt_lines: list[str] = []
     negative_lines: list[str] = []
     in_negative = False
@@ -273,6 +293,62 @@ def parse_a1111_parameters(text: str, *, require_settings: bool = True) -> Gener
     if not record.prompt and not settings:
         return None
     return record
+
+
+def a1111_settings(line: str, limit: int = MAX_SETTINGS) -> list[tuple[str, str]]:
+    """The ``(key, raw value)`` pairs of an A1111 settings line, in one left-to-right pass.
+
+    A key starts with an ASCII letter and runs over word characters, spaces and ``-/.()+`` up to a
+    colon; its value is a JSON-style quoted string followed by a comma or the end, or else everything up
+    to the next comma. Text that fits neither is skipped. A key that never reaches a colon is skipped
+    whole: retrying each of its characters as a new start (what a regular expression with ``findall``
+    does) costs quadratic time on long text. Keys come back stripped, values as written.
+
+    Only the first `MAX_SETTINGS_LINE_CHARS` characters are read, and at most `limit` pairs returned.
+
+    Example:
+        >>> a1111_settings('Steps: 20, Sampler: Euler a, Lora hashes: "a: 1, b: 2"')
+        [('Steps', '20'), ('Sampler', 'Euler a'), ('Lora hashes', '"a: 1, b: 2"')]
+    """
+    line = line[:MAX_SETTINGS_LINE_CHARS]
+    size = len(line)
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < size and len(pairs) < limit:
+        key_start = _WHITESPACE.match(line, position).end()
+        if key_start >= size or not ("A" <= line[key_start] <= "Z" or "a" <= line[key_start] <= "z"):
+            position = key_start + 1  # every start in the white space before reaches this same character
+            continue
+        key_end = _SETTING_KEY_TAIL.match(line, key_start + 1).end()
+        colon = _WHITESPACE.match(line, key_end).end()
+        if colon >= size or line[colon] != ":":
+            position = key_end  # every start inside this key fails the same way
+            continue
+        value_start = _WHITESPACE.match(line, colon + 1).end()
+        value_end, next_position = _a1111_value_span(line, value_start)
+        pairs.append((line[key_start:key_end].strip(), line[value_start:value_end]))
+        position = next_position
+    return pairs
+
+
+def _a1111_value_span(line: str, start: int) -> tuple[int, int]:
+    """Where a settings value ends, and where the next setting may start."""
+    size = len(line)
+    if start < size and line[start] == '"':
+        quoted = _QUOTED_VALUE.match(line, start)
+        if quoted is not None and (quoted.end() == size or line[quoted.end()] == ","):
+            return quoted.end(), quoted.end() + 1
+    comma = line.find(",", start)
+    return (size, size) if comma < 0 else (comma, comma + 1)
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return str(loads_json(value))
+        except (ValueError, RecursionError):
+            return value[1:-1]
+    return value
 
 
 def _a1111_flavour(settings: dict[str, str]) -> str:
@@ -330,8 +406,21 @@ def _through_link(graph: dict[str, Any], link: Any, depth: int) -> Any:
 
 
 def _lookup(
-    graph: dict[str, Any], node: dict[str, Any], keys: tuple[str, ...], via: tuple[str, ...], depth: int
+    graph: dict[str, Any],
+    node: dict[str, Any],
+    keys: tuple[str, ...],
+    via: tuple[str, ...],
+    depth: int,
+    searched: dict[int, int] | None = None,
 ) -> Any:
+    """The first value of `keys` on `node` or upstream of it along `via` links, within `depth` hops.
+
+    `searched` remembers, per node, the largest depth already searched in vain, so a graph whose
+    nodes link back to each other costs one visit per node and depth instead of one per path.
+    """
+    searched = {} if searched is None else searched
+    if searched.get(id(node), -1) >= depth:
+        return None
     inputs = _inputs(node)
     for key in keys:
         if key in inputs:
@@ -342,16 +431,27 @@ def _lookup(
     for key in via:
         upstream = _node(graph, inputs.get(key))
         if upstream is not None:
-            found = _lookup(graph, upstream, keys, via, depth - 1)
+            found = _lookup(graph, upstream, keys, via, depth - 1, searched)
             if found is not None:
                 return found
+    searched[id(node)] = depth
     return None
 
 
-def _conditioning_texts(graph: dict[str, Any], link: Any, role: str, depth: int) -> list[str]:
+def _conditioning_texts(
+    graph: dict[str, Any], link: Any, role: str, depth: int, expanded: dict[int, int] | None = None
+) -> list[str]:
+    """Prompt texts upstream of a conditioning link, within `depth` hops.
+
+    `expanded` remembers the largest depth each node was already expanded with: expanding it again
+    with no more depth can only repeat texts already found (the caller drops repeats), and on a graph
+    whose nodes link back to each other it would cost one visit per path, exponential in `depth`.
+    """
+    expanded = {} if expanded is None else expanded
     node = _node(graph, link)
-    if node is None or depth <= 0:
+    if node is None or depth <= 0 or expanded.get(id(node), 0) >= depth:
         return []
+    expanded[id(node)] = depth
     inputs = _inputs(node)
     texts = []
     for key in _COMFY_TEXT_KEYS:
@@ -364,7 +464,7 @@ def _conditioning_texts(graph: dict[str, Any], link: Any, role: str, depth: int)
         return texts
     for key, value in inputs.items():
         if _is_link(value) and (key == role or "conditioning" in key):
-            texts += _conditioning_texts(graph, value, role, depth - 1)
+            texts += _conditioning_texts(graph, value, role, depth - 1, expanded)
     return texts
 
 
@@ -385,7 +485,9 @@ def _parse_comfy_api(graph: dict[str, Any]) -> GenerationRecord | None:
         return None
 
     def order(key: str) -> tuple[int, str]:
-        return (int(key), key) if key.isdigit() else (1 << 30, key)
+        # Node ids are short decimal numbers; other keys (digits int() rejects, such as "²") sort last.
+        numeric = key.isascii() and key.isdigit() and len(key) <= 18
+        return (int(key), key) if numeric else (1 << 30, key)
 
     samplers = [key for key in sorted(nodes, key=order) if nodes[key].get("class_type") in _COMFY_SAMPLERS]
     if not samplers:
@@ -456,7 +558,7 @@ def _parse_comfy_api(graph: dict[str, Any]) -> GenerationRecord | None:
 def _workflow_links(workflow: dict[str, Any]) -> dict[int, int]:
     """UI-workflow link id -> origin node id (links are lists or, in newer files, objects)."""
     origins: dict[int, int] = {}
-    for link in workflow.get("links") or []:
+    for link in _list(workflow.get("links")):
         if isinstance(link, list) and len(link) >= 2:
             link_id, origin = _as_int(link[0]), _as_int(link[1])
         elif isinstance(link, dict):
@@ -502,7 +604,7 @@ def _parse_comfy_workflow(workflow: dict[str, Any]) -> GenerationRecord | None:
                 record.seed, record.steps = _as_int(settings[0]), _as_int(settings[1])
                 record.cfg_scale = _as_float(settings[2])
                 record.sampler, record.scheduler = _as_text(settings[3]), _as_text(settings[4])
-            for slot in node.get("inputs") or []:
+            for slot in _list(node.get("inputs")):
                 if isinstance(slot, dict) and slot.get("name") == "positive":
                     record.prompt = text_from(slot.get("link"))
                 elif isinstance(slot, dict) and slot.get("name") == "negative":
@@ -593,7 +695,7 @@ def _parse_invokeai_graph(graph: dict[str, Any]) -> GenerationRecord | None:
     if not nodes:
         return None
     roles: dict[str, str] = {}
-    for edge in graph.get("edges") or []:
+    for edge in _list(graph.get("edges")):
         if not isinstance(edge, dict):
             continue
         source, destination = edge.get("source") or {}, edge.get("destination") or {}
@@ -626,10 +728,10 @@ def _parse_invokeai_graph(graph: dict[str, Any]) -> GenerationRecord | None:
 
 def _split_bracketed_negative(prompt: str) -> tuple[str, str]:
     """Legacy InvokeAI wrote negative prompts inline in square brackets."""
-    negatives = re.findall(r"\[([^\[\]]*)\]", prompt)
+    negatives = _BRACKETED.findall(prompt)
     if not negatives:
         return prompt.strip(), ""
-    positive = re.sub(r"\s*\[[^\[\]]*\]", "", prompt)
+    positive = _BRACKETED_WITH_SPACE.sub("", prompt)
     return positive.strip(), ", ".join(part.strip() for part in negatives if part.strip())
 
 
@@ -638,8 +740,9 @@ def parse_dream_command(line: str) -> GenerationRecord | None:
 
     Example: ``"prompt [negative]" -s 50 -S 1234 -W 512 -H 512 -C 7.5 -A k_lms``; options may be
     glued to their values (``-s50``), and ``!fix`` / ``!mask`` commands name a file instead of a prompt.
+    Only the first `MAX_DREAM_COMMAND_CHARS` characters are read.
     """
-    text = line.split(" # ", 1)[0].strip()
+    text = line[:MAX_DREAM_COMMAND_CHARS].split(" # ", 1)[0].strip()
     if not text:
         return None
     try:
@@ -714,9 +817,7 @@ def _parse_sd_metadata(meta: dict[str, Any]) -> GenerationRecord:
         if len(parts) == 1:
             prompt = parts[0]["prompt"]
         else:
-            prompt = " ".join(
-                f"{p['prompt'].strip()}:{_format_number(float(p.get('weight', 1)))}" for p in parts
-            )
+            prompt = " ".join(f"{p['prompt'].strip()}:{_format_number(_weight(p))}" for p in parts)
     else:
         prompt = _as_text(raw_prompt) or ""
     record = GenerationRecord(
@@ -739,6 +840,11 @@ def _parse_sd_metadata(meta: dict[str, Any]) -> GenerationRecord:
     if isinstance(images, list) and len(images) > 1:
         record.extra["images_in_grid"] = len(images)
     return record
+
+
+def _weight(part: dict[str, Any]) -> float:
+    weight = _as_float(part.get("weight", 1))
+    return 1.0 if weight is None else weight
 
 
 def _merge(primary: GenerationRecord | None, secondary: GenerationRecord | None) -> GenerationRecord | None:
@@ -803,7 +909,7 @@ def _looks_like_novelai(data: dict[str, Any]) -> bool:
 def _parse_fooocus(data: dict[str, Any]) -> GenerationRecord:
     prompt = _as_text(data.get("prompt"))
     if not prompt and isinstance(data.get("full_prompt"), list):
-        prompt = ", ".join(str(part) for part in data["full_prompt"])
+        prompt = ", ".join(str(part) for part in data["full_prompt"] if not isinstance(part, dict | list))
     resolution = re.findall(r"\d+", str(data.get("resolution", "")))
     record = GenerationRecord(
         tool="Fooocus",
@@ -1079,12 +1185,12 @@ def find_generation_records(image: LoadedImage) -> tuple[list[GenerationRecord],
         generator-like fields that were unreadable.
     """
     search = _Search()
-    chunks = image.text_chunks or {}
+    chunks = _clean_chunks(image.text_chunks or {})
     if chunks:
         _search_chunks(chunks, search)
     if image.exif:
         _search_exif(image.exif, search)
-    packet = image.xmp or chunks.get("XML:com.adobe.xmp")
+    packet = clean_text(image.xmp)[0] if image.xmp else chunks.get("XML:com.adobe.xmp")
     if packet and not search.records:
         _search_xmp(packet, search)
     unique: dict[tuple[str, str, int | None], GenerationRecord] = {}
@@ -1096,6 +1202,11 @@ def find_generation_records(image: LoadedImage) -> tuple[list[GenerationRecord],
             continue
         unique.setdefault((record.tool, record.prompt, record.seed), record)
     return list(unique.values()), search.problems
+
+
+def _clean_chunks(chunks: dict[str, str]) -> dict[str, str]:
+    """Text chunks as valid Unicode, whoever built the image record (intake already cleans them)."""
+    return {clean_text(str(key))[0]: clean_text(str(value))[0] for key, value in chunks.items()}
 
 
 def _says_anything(record: GenerationRecord) -> bool:
@@ -1111,17 +1222,17 @@ def _says_anything(record: GenerationRecord) -> bool:
 def _describe(record: GenerationRecord) -> str:
     parts = []
     if record.model:
-        parts.append(f"model {record.model}")
+        parts.append(f"model {_quoted(record.model)}")
     if record.sampler:
-        parts.append(f"sampler {record.sampler}")
+        parts.append(f"sampler {_quoted(record.sampler)}")
     if record.steps is not None:
-        parts.append(f"{record.steps} steps")
+        parts.append(f"{_quoted(str(record.steps))} steps")
     if record.cfg_scale is not None:
         parts.append(f"CFG {_format_number(record.cfg_scale)}")
     if record.seed is not None:
-        parts.append(f"seed {record.seed}")
+        parts.append(f"seed {_quoted(str(record.seed))}")
     if record.size:
-        parts.append(f"size {record.size}")
+        parts.append(f"size {_quoted(record.size)}")
     if parts:
         return f"Generation parameters from {record.tool} found: {', '.join(parts)}."
     if record.prompt:
@@ -1158,11 +1269,16 @@ def generator_text_evidence(image: LoadedImage) -> list[Evidence]:
         return []
     try:
         records, problems = find_generation_records(image)
-    except Exception as exc:  # hostile text must never take the batch down
+        return _records_as_evidence(records, problems)
+    except Exception:  # hostile text must never take the batch down
         finding = (
-            f"Text fields that may hold generator metadata could not be analysed ({type(exc).__name__})."
+            "Text fields that may hold generator metadata could not be analysed: their structure is "
+            "damaged or unusual."
         )
-        return [Evidence(SOURCE, finding, "none", 0.0, data={"error": str(exc)[:_MAX_TEXT]})]
+        return [Evidence(SOURCE, finding, "none", 0.0, data={"analysed": False})]
+
+
+def _records_as_evidence(records: list[GenerationRecord], problems: list[str]) -> list[Evidence]:
     evidence = []
     for record in records:
         prompt = record.prompt if len(record.prompt) <= 300 else record.prompt[:299] + "…"
@@ -1184,7 +1300,11 @@ def generator_text_evidence(image: LoadedImage) -> list[Evidence]:
 
 
 __all__ = [
+    "MAX_DREAM_COMMAND_CHARS",
+    "MAX_SETTINGS",
+    "MAX_SETTINGS_LINE_CHARS",
     "GenerationRecord",
+    "a1111_settings",
     "find_generation_records",
     "generator_text_evidence",
     "parse_a1111_parameters",

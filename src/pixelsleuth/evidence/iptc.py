@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pixelsleuth.intake.jpeg import header_segments
+from pixelsleuth.intake.text import decode_bytes
 
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 IPTC_RESOURCE_ID = 0x0404
 _RESOURCE_SIGNATURES = (b"8BIM", b"PHUT", b"DCSR", b"AgHg", b"MeSa")
 _UTF8_ESCAPE = b"\x1b%G"  # dataset 1:90 (coded character set) value that declares UTF-8
+# Most datasets read from one block; real blocks hold a few dozen (a few hundred with many keywords).
+MAX_DATASETS = 10_000
 
 # IIM record 2 datasets that carry provenance, by (record, dataset) -> short name (IIM 4.2, chapter 6).
 IIM_DATASET_NAMES: dict[tuple[int, int], str] = {
@@ -100,7 +103,7 @@ def image_resources(payload: bytes) -> dict[int, bytes]:
 
 def _decode(value: bytes, utf8_declared: bool) -> str:
     if utf8_declared:
-        return value.decode("utf-8", errors="replace")
+        return decode_bytes(value)[0]
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
@@ -118,12 +121,16 @@ def parse_iim(block: bytes) -> IptcData:
     Returns
     -------
     IptcData
-        Values as text: UTF-8 when declared by dataset 1:90 or when valid, else Windows-1252.
+        Values as text: UTF-8 when declared by dataset 1:90 or when valid, else Windows-1252. At most
+        `MAX_DATASETS` datasets are read.
     """
     raw: list[tuple[int, int, bytes]] = []
     problem = None
     position, size = 0, len(block)
     while position + 5 <= size:
+        if len(raw) >= MAX_DATASETS:
+            problem = f"it holds more than {MAX_DATASETS} datasets; only the first {MAX_DATASETS} were read"
+            break
         if block[position] != 0x1C:
             if any(block[position:]):  # trailing zero padding is normal; anything else is damage
                 problem = f"IPTC-IIM data is damaged at byte {position}"
@@ -176,13 +183,14 @@ def read_iptc_iim(data: bytes | None, tiff_iptc: bytes | None = None) -> IptcDat
         if not block:
             return IptcData()
         return parse_iim(block)
-    except Exception as exc:  # a parser of hostile bytes must not take the batch down
-        return IptcData(error=f"the IPTC-IIM block could not be read ({type(exc).__name__}: {exc})")
+    except Exception:  # a parser of hostile bytes must not take the batch down
+        return IptcData(error="the Photoshop resources that hold it are damaged, so it could not be read")
 
 
 __all__ = [
     "IIM_DATASET_NAMES",
     "IPTC_RESOURCE_ID",
+    "MAX_DATASETS",
     "IptcData",
     "image_resources",
     "parse_iim",

@@ -734,10 +734,10 @@ def _ai_system_evidence(xmp: XmpData, matches: list[ToolMatch]) -> Evidence | No
     return Evidence("xmp", finding, "ai-generated", AI_SYSTEM_FIELD_STRENGTH, data=data)
 
 
-def _section_failure(source: str, exc: Exception) -> Evidence:
+def _section_failure(source: str) -> Evidence:
     return Evidence(
         source,
-        f"The {source.upper()} metadata could not be analysed ({type(exc).__name__}: {exc}).",
+        f"The {source.upper()} metadata could not be analysed: its structure is damaged or unusual.",
         "none",
         0.0,
     )
@@ -776,22 +776,22 @@ def metadata_evidence(image: LoadedImage) -> list[Evidence]:
         facts += exif_facts
         fields += exif_fields
         has_exif_camera = any(item.source == "exif" and item.points_to == "authentic" for item in exif_facts)
-    except Exception as exc:
-        facts.append(_section_failure("exif", exc))
+    except Exception:  # one damaged structure must not cost the others
+        facts.append(_section_failure("exif"))
     xmp = XmpData()
     try:
         packet = image.xmp or (image.text_chunks or {}).get("XML:com.adobe.xmp")
         xmp_facts, xmp_fields, xmp = _xmp_section(packet, has_exif_camera)
         facts += xmp_facts
         fields += xmp_fields
-    except Exception as exc:
-        facts.append(_section_failure("xmp", exc))
+    except Exception:  # one damaged structure must not cost the others
+        facts.append(_section_failure("xmp"))
     try:
         iptc_facts, iptc_fields = _iptc_section(image)
         facts += iptc_facts
         fields += iptc_fields
-    except Exception as exc:
-        facts.append(_section_failure("iptc", exc))
+    except Exception:  # one damaged structure must not cost the others
+        facts.append(_section_failure("iptc"))
     if not fields:
         return sorted(facts, key=lambda item: -item.strength)
     try:
@@ -800,8 +800,8 @@ def metadata_evidence(image: LoadedImage) -> list[Evidence]:
         ai_system = _ai_system_evidence(xmp, matches)
         if ai_system is not None:
             found.append(ai_system)
-    except Exception as exc:
-        found = [_section_failure("xmp" if image.xmp else "exif", exc)]
+    except Exception:
+        found = [_section_failure("xmp" if image.xmp else "exif")]
     return sorted(found + facts, key=lambda item: -item.strength)
 
 

@@ -22,6 +22,7 @@ keeps the decoded bits identical to the reference's.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -373,12 +374,14 @@ def watermark_evidence(image: LoadedImage) -> list[Evidence]:
     try:
         return [_watermark_evidence(image)]
     except Exception as exc:  # a source must never take the batch down
+        logging.getLogger("pixelsleuth").warning("the watermark check failed: %r", exc)
         return [
             Evidence(
                 source=SOURCE,
                 finding="The invisible-watermark check could not run on this image.",
-                detail=f"{type(exc).__name__}: {exc}",
-                data={"checked": False, "error": type(exc).__name__},
+                detail="The decoded pixels or the JPEG facts recorded for this file have a shape the "
+                "check cannot read. " + ABSENCE_CAVEAT,
+                data={"checked": False, "error": "unreadable_input"},
             )
         ]
 

@@ -13,6 +13,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from xml.parsers import expat
+
+from pixelsleuth.intake.text import clean_text, decode_bytes
 
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
@@ -43,13 +46,22 @@ STANDARD_PREFIXES: dict[str, str] = {
 
 _PACKET_START = re.compile(r"<(?:[\w.-]+:)?(?:xmpmeta|xapmeta)\b|<(?:[\w.-]+:)?RDF\b")
 _PACKET_END = re.compile(r"</(?:[\w.-]+:)?(?:xmpmeta|xapmeta)\s*>|</(?:[\w.-]+:)?RDF\s*>")
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(\[.*?\])?\s*>", re.DOTALL)
-# Last-resort reading of a packet ElementTree rejects: `prefix:Name="value"` and `<prefix:Name>value<`.
-_LOOSE_PROPERTY = re.compile(
-    r"""\b([A-Za-z][\w.-]*:[A-Za-z][\w.-]*)\s*=\s*(?:"([^"<]*)"|'([^'<]*)')"""
-    r"""|<([A-Za-z][\w.-]*:[A-Za-z][\w.-]*)(?:\s[^>]*)?>([^<]+)</\4\s*>"""
-)
+# Pieces of a DOCTYPE declaration and of the lenient property scan. None has nested or overlapping
+# quantifiers, so one match attempt costs at most the text it scans; the scanners below make sure no
+# stretch of text is scanned again from every position inside it.
+_DOCTYPE_OPEN = "<!DOCTYPE"
+_DOCTYPE_STOP = re.compile(r"[>\[]")
+_DOCTYPE_SUBSET_END = re.compile(r"\]\s*>")
+_NAME_CHARS = re.compile(r"[\w.-]*")
+_LOOSE_START = re.compile(r"<|\b[A-Za-z]")
+_LOOSE_ATTRIBUTE = re.compile(r"""([A-Za-z][\w.-]*:[A-Za-z][\w.-]*)\s*=\s*(?:"([^"<]*)"|'([^'<]*)')""")
+_LOOSE_ELEMENT_NAME = re.compile(r"<([A-Za-z][\w.-]*:[A-Za-z][\w.-]*)")
+_LOOSE_CLOSING = re.compile(r"</([A-Za-z][\w.-]*:[A-Za-z][\w.-]*)\s*>")
 _MAX_PACKET_CHARS = 4_000_000
+# Caps on what one packet yields: real packets hold at most a few hundred properties, nested a few
+# levels deep.
+MAX_PROPERTIES = 5_000
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -169,23 +181,25 @@ class _RdfReader:
             if self._is_property_attribute(key)
         }
 
-    def structure(self, element: ET.Element) -> dict[str, Any]:
+    def structure(self, element: ET.Element, depth: int = 0) -> dict[str, Any]:
         result = self.attributes(element)
+        if depth > MAX_DEPTH:  # deeper than any real XMP; a hostile packet must not exhaust the stack
+            return result
         for child in element:
             if child.tag == self._RDF_DESCRIPTION:
-                result.update(self.structure(child))
+                result.update(self.structure(child, depth + 1))
             else:
-                result[self.name(child.tag)] = self.value(child)
+                result[self.name(child.tag)] = self.value(child, depth + 1)
         return result
 
     def value(self, element: ET.Element, depth: int = 0) -> Any:
-        if depth > 16:  # deeper than any real XMP; a hostile packet should not exhaust the stack
+        if depth > MAX_DEPTH:
             return None
         if self._RDF_RESOURCE in element.attrib:
             return element.attrib[self._RDF_RESOURCE].strip()
         children = list(element)
         if element.attrib.get(self._RDF_PARSE_TYPE) == "Resource":
-            return self.structure(element)
+            return self.structure(element, depth)
         if len(children) == 1 and children[0].tag in self._CONTAINERS:
             container = children[0]
             items = [self.value(item, depth + 1) for item in container if item.tag == self._RDF_LI]
@@ -193,10 +207,10 @@ class _RdfReader:
                 return self._alternative(container, items)
             return items
         if len(children) == 1 and children[0].tag == self._RDF_DESCRIPTION:
-            inner = self.structure(children[0])
+            inner = self.structure(children[0], depth + 1)
             return inner.get("rdf:value", inner) if self._RDF_VALUE in children[0].attrib else inner
         if children:
-            return self.structure(element)
+            return self.structure(element, depth)
         qualifiers = self.attributes(element)
         text = (element.text or "").strip()
         if qualifiers and not text:
@@ -216,8 +230,12 @@ class _RdfReader:
         descriptions = [child for rdf in rdf_roots for child in rdf if child.tag == self._RDF_DESCRIPTION]
         for description in descriptions:
             for key, value in self.attributes(description).items():
+                if len(properties) >= MAX_PROPERTIES:
+                    return properties
                 properties.setdefault(key, value)
             for child in description:
+                if len(properties) >= MAX_PROPERTIES:
+                    return properties
                 if child.tag != self._RDF_DESCRIPTION:
                     properties.setdefault(self.name(child.tag), self.value(child))
         return properties
@@ -245,19 +263,121 @@ def _history(properties: dict[str, Any]) -> tuple[XmpHistoryEvent, ...]:
     return tuple(events)
 
 
-def _loose_properties(packet: str) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    for match in _LOOSE_PROPERTY.finditer(packet):
-        if match.group(1):
-            name, value = match.group(1), match.group(2) if match.group(2) is not None else match.group(3)
+class _NextOccurrence:
+    """Finds the next occurrence of a pattern at or after a position, for positions that only grow.
+
+    The answer for one position stays valid for every later position up to it, so a scan that asks
+    again and again from nearby positions reads the text once instead of once per question.
+    """
+
+    def __init__(self, text: str, pattern: re.Pattern[str]) -> None:
+        self.text = text
+        self.pattern = pattern
+        self.asked = len(text) + 1  # the last position asked about
+        self.found: re.Match[str] | None = None  # the answer for it
+
+    def at_or_after(self, position: int) -> re.Match[str] | None:
+        stale = position < self.asked or (self.found is not None and self.found.start() < position)
+        if stale:
+            self.found = self.pattern.search(self.text, position)
+        self.asked = position
+        return self.found
+
+
+def _without_doctype(text: str) -> str:
+    """`text` with its ``<!DOCTYPE ...>`` declarations (internal subset ``[...]`` included) removed.
+
+    Removes the same text as the former regular expression did, but where it scanned to the end of the
+    text again for every unterminated declaration, each part of the text is searched once.
+    """
+    stops = _NextOccurrence(text, _DOCTYPE_STOP)
+    subset_ends = _NextOccurrence(text, _DOCTYPE_SUBSET_END)
+    kept: list[str] = []
+    copied = position = 0
+    while (start := text.find(_DOCTYPE_OPEN, position)) >= 0:
+        stop = stops.at_or_after(start + len(_DOCTYPE_OPEN))
+        if stop is None:
+            break  # no ">" or "[" anywhere after: this and every later declaration is unterminated
+        if stop.group() == ">":
+            end = stop.end()
         else:
-            name, value = match.group(4), match.group(5)
-        if name.startswith(("xmlns:", "rdf:", "x:", "xml:")):
-            continue
-        value = value.strip()
-        if value:
-            properties.setdefault(name, value)
-    return properties
+            subset_end = subset_ends.at_or_after(stop.end())
+            if subset_end is None:
+                position = start + 1
+                continue
+            end = subset_end.end()
+        kept.append(text[copied:start])
+        copied = position = end
+    kept.append(text[copied:])
+    return "".join(kept)
+
+
+class _LooseScanner:
+    """Reads ``prefix:Name="value"`` attributes and ``<prefix:Name ...>value</prefix:Name>`` elements
+    from text that is not well-formed XML, left to right, in time linear in the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tag_ends = _NextOccurrence(text, re.compile(">"))
+        self.tag_starts = _NextOccurrence(text, re.compile("<"))
+
+    def attribute(self, start: int) -> tuple[str, str, int] | None:
+        """``prefix:Name = "value"`` (or single quotes) starting at `start`: name, value, end."""
+        match = _LOOSE_ATTRIBUTE.match(self.text, start)
+        if match is None:
+            return None
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        return match.group(1), value, match.end()
+
+    def element(self, start: int) -> tuple[str, str, int] | None:
+        """``<prefix:Name attributes>text</prefix:Name>`` starting at `start`: name, text, end."""
+        text = self.text
+        head = _LOOSE_ELEMENT_NAME.match(text, start)
+        if head is None:
+            return None
+        name, name_end = head.group(1), head.end()
+        if name_end < len(text) and text[name_end].isspace():
+            tag_end = self.tag_ends.at_or_after(name_end + 1)
+            if tag_end is None:
+                return None
+            content_start = tag_end.end()
+        elif text.startswith(">", name_end):
+            content_start = name_end + 1
+        else:
+            return None
+        content_end = self.tag_starts.at_or_after(content_start)
+        if content_end is None or content_end.start() == content_start:
+            return None
+        closing = _LOOSE_CLOSING.match(text, content_end.start())
+        if closing is None or closing.group(1) != name:
+            return None
+        return name, text[content_start : content_end.start()], closing.end()
+
+    def properties(self, limit: int) -> dict[str, str]:
+        found: dict[str, str] = {}
+        position = 0
+        while len(found) < limit and (candidate := _LOOSE_START.search(self.text, position)):
+            start = candidate.start()
+            if self.text[start] == "<":
+                match = self.element(start)
+                resume = start + 1
+            else:
+                match = self.attribute(start)
+                # Every later start inside this name reaches the same character and fails the same way.
+                resume = _NAME_CHARS.match(self.text, start).end()
+            if match is None:
+                position = resume
+                continue
+            name, value, position = match
+            value = value.strip()
+            if value and not name.startswith(("xmlns:", "rdf:", "x:", "xml:")):
+                found.setdefault(name, value)
+        return found
+
+
+def _loose_properties(packet: str) -> dict[str, Any]:
+    """Simple properties of a packet that is not well-formed XML, at most `MAX_PROPERTIES` of them."""
+    return _LooseScanner(packet).properties(MAX_PROPERTIES)
 
 
 def _parse_tree(packet: str) -> tuple[ET.Element, dict[str, str]]:
@@ -285,7 +405,8 @@ def parse_xmp(packet: str | bytes | None) -> XmpData:
     ----------
     packet:
         The packet as text (bytes are decoded as UTF-8). Anything around the ``<x:xmpmeta>`` or
-        ``<rdf:RDF>`` element (``<?xpacket?>`` wrappers, padding, binary junk) is ignored.
+        ``<rdf:RDF>`` element (``<?xpacket?>`` wrappers, padding, binary junk) is ignored. At most
+        `MAX_PROPERTIES` properties are read, nested at most `MAX_DEPTH` levels.
 
     Returns
     -------
@@ -303,7 +424,13 @@ def parse_xmp(packet: str | bytes | None) -> XmpData:
     """
     if not packet:
         return XmpData()
-    text = packet.decode("utf-8", errors="replace") if isinstance(packet, bytes) else packet
+    try:
+        return _parse_packet(decode_bytes(packet)[0] if isinstance(packet, bytes) else clean_text(packet)[0])
+    except Exception:  # a parser of hostile text must never take the batch down
+        return XmpData(error="the XMP packet has a structure that could not be read")
+
+
+def _parse_packet(text: str) -> XmpData:
     if len(text) > _MAX_PACKET_CHARS:
         return XmpData(error=f"the XMP packet is implausibly large ({len(text)} characters) and was skipped")
     if "<!ENTITY" in text:
@@ -312,17 +439,32 @@ def parse_xmp(packet: str | bytes | None) -> XmpData:
     if fragment is None:
         return XmpData(error="the XMP text contains no <x:xmpmeta> or <rdf:RDF> element")
     if "<!" in fragment:
-        fragment = _DOCTYPE.sub("", fragment)
+        fragment = _without_doctype(fragment)
     try:
         root, prefixes = _parse_tree(fragment)
         properties = _RdfReader(prefixes).read(root)
     except (ET.ParseError, ValueError, RecursionError) as exc:
-        return XmpData(
-            properties=_loose_properties(fragment),
-            error=f"the XMP packet is not well-formed XML ({exc})",
-            loose=True,
-        )
+        return XmpData(properties=_loose_properties(fragment), error=_xml_problem(exc), loose=True)
     return XmpData(properties=properties, history=_history(properties))
 
 
-__all__ = ["STANDARD_PREFIXES", "XmpData", "XmpHistoryEvent", "flatten_text", "parse_xmp"]
+def _xml_problem(exc: Exception) -> str:
+    """Why the XML parser rejected a packet, as a clause (expat's own short wording of the fault)."""
+    code = getattr(exc, "code", None)
+    position = getattr(exc, "position", None)
+    if isinstance(exc, ET.ParseError) and isinstance(code, int) and isinstance(position, tuple):
+        line, column = position
+        fault = expat.ErrorString(code)
+        return f"the XMP packet is not well-formed XML ({fault} at line {line}, column {column})"
+    return "the XMP packet is not well-formed XML"
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PROPERTIES",
+    "STANDARD_PREFIXES",
+    "XmpData",
+    "XmpHistoryEvent",
+    "flatten_text",
+    "parse_xmp",
+]
