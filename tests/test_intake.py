@@ -813,3 +813,16 @@ def test_images_over_one_pillow_block_are_copied_by_bands_with_the_same_pixels(t
     image = load_image(path)
     assert image.rgb.shape == (1800, 2400, 3)
     assert np.array_equal(image.rgb, pixels)
+
+
+def test_a_jpeg_too_short_for_its_declared_size_is_refused_before_decoding():
+    data = bytearray(encode(Image.new("L", (8, 8), 128), "JPEG", quality=90))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (10000).to_bytes(2, "big") + (10000).to_bytes(2, "big")
+    with pytest.raises(CorruptImageError, match="declares 10000 × 10000 pixels but the file holds only"):
+        load_image(bytes(data))
+
+
+def test_a_flat_large_jpeg_is_not_mistaken_for_a_short_one():
+    data = encode(Image.new("RGB", (2048, 1536), (40, 90, 200)), "JPEG", quality=50)
+    assert load_image(data).rgb.shape == (1536, 2048, 3)

@@ -110,5 +110,15 @@ def test_file_stamp(tmp_path):
     image = tmp_path / "x.png"
     image.write_bytes(b"12345")
     stamp = FileStamp.of(image)
-    assert stamp is not None and stamp.size == 5 and stamp.path == str(image.resolve())
+    assert stamp is not None and stamp.size == 5 and stamp.path == str(image.absolute())
     assert FileStamp.of(tmp_path / "missing.png") is None
+
+
+def test_two_links_to_one_file_are_two_files(tmp_path):
+    (tmp_path / "target.png").write_bytes(b"12345")
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).symlink_to(tmp_path / "target.png")
+    first, second = FileStamp.of(tmp_path / "a.png"), FileStamp.of(tmp_path / "b.png")
+    assert first.path != second.path and first.size == second.size == 5
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    assert FileStamp.of(tmp_path / "loop.png") is None

@@ -237,6 +237,8 @@ def _from_pillow(
         raise UnsupportedFormatError(
             "unsupported image format: a DNG raw photo; export it to TIFF or JPEG first"
         )
+    if kind == "JPEG":
+        _check_jpeg_payload(data, width, height)
 
     bit_depth = _bits_per_sample(image, kind)
     orientation = _tiff_orientation(image) if kind == "TIFF" else None
@@ -290,6 +292,30 @@ def _from_pillow(
         text_chunks=text_chunks,
         info=info,
     )
+
+
+# Huffman-coded DCT JPEGs (baseline, extended, progressive) spend at least one bit on every 8 x 8
+# luma block (its DC code), whatever the picture: fewer bits than blocks cannot be a real image.
+_HUFFMAN_DCT_SOF = frozenset({0xC0, 0xC1, 0xC2})
+
+
+def _check_jpeg_payload(data: bytes, width: int, height: int) -> None:
+    """Refuse a JPEG whose compressed data is too short to encode its declared size.
+
+    Decoders fill the missing blocks with grey, so a 2 KB file declaring 10000 x 10000 would cost a
+    100-megapixel decode of nothing.
+    """
+    layout = scan_jpeg_layout(data)
+    if layout.sos_offset < 0 or layout.sof_marker not in _HUFFMAN_DCT_SOF:
+        return
+    scan_bits = 8 * (len(data) - layout.sos_offset)
+    blocks = -(-width // 8) * -(-height // 8)
+    if scan_bits < blocks:
+        raise CorruptImageError(
+            f"corrupt JPEG: the header declares {width} × {height} pixels but the file holds only "
+            f"{group_digits(len(data) - layout.sos_offset)} bytes of compressed data, far too little "
+            "for that many pixels"
+        )
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -52,9 +52,14 @@ class FileStamp:
 
     @classmethod
     def of(cls, path: str | Path) -> FileStamp | None:
-        """Stamp a file, or None when it cannot be stat-ed (missing, unreadable folder)."""
+        """Stamp a file, or None when it cannot be stat-ed (missing, a dangling link or a link loop):
+        such a file is analysed again on every scan, since it may be there next time.
+
+        The path is made absolute but links are not resolved: two links to one target are two files
+        of the scan, each with its own result (size and time are the target's).
+        """
         try:
-            absolute = Path(path).resolve()
+            absolute = Path(path).absolute()
             info = absolute.stat()
         except (OSError, RuntimeError):
             return None
