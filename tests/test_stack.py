@@ -86,3 +86,16 @@ def test_fused_evidence_decides_above_the_operating_point_and_hedges_below():
     low = fused_evidence(stacker, _evidence(-4.0, -3.0, 0.0))
     assert low.points_to == "authentic" and fuse([low]).label == "inconclusive"
     assert fused_evidence(stacker, [Evidence("metadata", "nothing")]) is None
+
+
+def test_another_operating_point_can_be_chosen_on_the_same_genuine_photos():
+    x, y = _scores()
+    stacker = fit_stacker(x, y, FEATURES)
+    stricter = stacker.at_fpr(0.002)
+    assert stricter.operating_point.threshold >= stacker.operating_point.threshold
+    assert stricter.operating_point.measured_fpr <= 0.002
+    fixed = stacker.at_threshold(0.9)
+    assert fixed.operating_point.threshold == 0.9 and 0 <= fixed.operating_point.measured_fpr <= 1
+    assert Stacker.from_dict(stricter.to_dict()).real_probabilities == pytest.approx(
+        stricter.real_probabilities
+    )

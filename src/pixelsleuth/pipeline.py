@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.hashing import file_sha256
 from pixelsleuth.intake import IntakeLimits, LoadedImage, load_image
 from pixelsleuth.verdict import fuse
+from pixelsleuth.verdict.stack import Stacker, fused_evidence
 
 if TYPE_CHECKING:
     from pixelsleuth.detectors import Detector
@@ -49,6 +50,41 @@ class DetectorSpec:
         return f"{self.name}@{digest.hexdigest()[:12]}"
 
 
+@dataclass(frozen=True)
+class OperatingPointChoice:
+    """An operating point other than the fusion card's: a false-positive rate or a fixed threshold."""
+
+    fpr: float | None = None
+    threshold: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> OperatingPointChoice:
+        """``"fpr=0.5%"``, ``"fpr=0.005"`` or ``"threshold=0.8"``."""
+        key, _, value = text.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        try:
+            number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            number = float("nan")
+        if key == "fpr" and 0 < number < 1:
+            return cls(fpr=number)
+        if key == "threshold" and 0 <= number <= 1:
+            return cls(threshold=number)
+        raise UsageError(f"expected an operating point like fpr=1%, fpr=0.005 or threshold=0.8, got {text!r}")
+
+    @property
+    def label(self) -> str:
+        return f"fpr={self.fpr:g}" if self.fpr is not None else f"threshold={self.threshold:g}"
+
+
+def default_fusion_card() -> str | None:
+    """The fusion card shipped inside the package, if defaults.json lists one."""
+    from pixelsleuth.detectors.defaults import embedded_fusion_card
+
+    card = embedded_fusion_card()
+    return None if card is None else str(card)
+
+
 def default_detector_specs() -> tuple[DetectorSpec, ...]:
     """The detectors shipped inside the package (see detectors/weights/defaults.json)."""
     from pixelsleuth.detectors.defaults import embedded_detectors
@@ -63,6 +99,10 @@ class AnalyzerConfig:
     limits: IntakeLimits = field(default_factory=IntakeLimits)
     sources: tuple[str, ...] = tuple(PROVENANCE_SOURCES) + tuple(PIXEL_SOURCES)
     detectors: tuple[DetectorSpec, ...] = field(default_factory=default_detector_specs)
+    # A fusion card (JSON, see verdict/stack.py): stacks the detectors' and the spectral check's scores
+    # into one score with an operating point. None: each detector speaks on its own.
+    fusion: str | None = field(default_factory=lambda: default_fusion_card())
+    operating_point: OperatingPointChoice | None = None
 
     @cached_property
     def version(self) -> str:
@@ -74,6 +114,10 @@ class AnalyzerConfig:
 
             version += "/detectors:" + ",".join(spec.fingerprint for spec in self.detectors)
             version += f"/budget:{DEFAULT_PIXEL_BUDGET.label}"
+        if self.fusion is not None:
+            version += f"/fusion:{(file_sha256(self.fusion) or 'absent')[:12]}"
+            if self.operating_point is not None:
+                version += f"/operating-point:{self.operating_point.label}"
         return version
 
 
@@ -84,6 +128,41 @@ def _failed(source: str, exc: Exception) -> Evidence:
         logging.getLogger("pixelsleuth").warning("the %s check failed: %r", source, exc)
         detail = "an internal error stopped this check; the other checks still ran (please report it)"
     return Evidence(source=source, finding=f"The {source} check could not run on this image.", detail=detail)
+
+
+def _load_stacker(config: AnalyzerConfig) -> Stacker | None:
+    if config.fusion is None:
+        return None
+    try:
+        stacker = Stacker.load(config.fusion)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"the fusion card {config.fusion} cannot be read ({exc})") from None
+    choice = config.operating_point
+    if choice is not None and choice.fpr is not None:
+        stacker = stacker.at_fpr(choice.fpr)
+    elif choice is not None and choice.threshold is not None:
+        stacker = stacker.at_threshold(choice.threshold)
+    return stacker
+
+
+def _with_fused_score(stacker: Stacker, found: list[Evidence]) -> list[Evidence]:
+    """Add the fused score; the scores it stacks stay listed, as information only (counted once)."""
+    fused = fused_evidence(stacker, found)
+    if fused is None:
+        return found
+    counted = set(fused.data["inputs"])
+    kept = [
+        replace(
+            item,
+            points_to="none",
+            strength=0.0,
+            detail=(item.detail + " Counted in the fused score.").strip(),
+        )
+        if item.source in counted and item.points_to != "none"
+        else item
+        for item in found
+    ]
+    return [*kept, fused]
 
 
 class Analyzer:
@@ -106,6 +185,7 @@ class Analyzer:
             from pixelsleuth.detectors import create
 
             self._detectors = [create(spec.name, spec.weights) for spec in self.config.detectors]
+        self._stacker = _load_stacker(self.config) if self._detectors else None
 
     @property
     def version(self) -> str:
@@ -126,6 +206,8 @@ class Analyzer:
                 found.append(detector_evidence(detector, image.rgb))
             except Exception as exc:  # e.g. an image below the detector's minimum size
                 found.append(_failed(f"detector:{detector.name}", exc))
+        if self._stacker is not None:
+            found = _with_fused_score(self._stacker, found)
         return found
 
     def analyze_image(self, image: LoadedImage) -> Analysis:

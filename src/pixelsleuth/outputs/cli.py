@@ -23,7 +23,14 @@ from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
 from pixelsleuth.outputs.scan import scan as run_scan
 from pixelsleuth.outputs.store import ResultStore, default_store_path
 from pixelsleuth.outputs.worker import DEFAULT_FILE_TIMEOUT, IsolatedAnalyzer
-from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec, default_detector_specs
+from pixelsleuth.pipeline import (
+    Analyzer,
+    AnalyzerConfig,
+    DetectorSpec,
+    OperatingPointChoice,
+    default_detector_specs,
+    default_fusion_card,
+)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -115,6 +122,14 @@ def scan(
     no_default_detectors: Annotated[
         bool, typer.Option("--no-default-detectors", help="Skip the detectors shipped with pixelsleuth.")
     ] = False,
+    operating_point: Annotated[
+        str | None,
+        typer.Option(
+            "--operating-point",
+            help="Where the fused detector score turns into a verdict: fpr=0.5% (a false-positive rate on "
+            "the genuine photos the fusion card was set on) or threshold=0.8. Default: the card's own.",
+        ),
+    ] = None,
     file_timeout: Annotated[
         float,
         typer.Option(
@@ -138,7 +153,9 @@ def scan(
         specs = () if no_default_detectors else default_detector_specs()
         specs += tuple(DetectorSpec.parse(text) for text in detector or ())
         limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
-        config = AnalyzerConfig(limits=limits, detectors=specs)
+        point = OperatingPointChoice.parse(operating_point) if operating_point else None
+        fusion = None if no_default_detectors else default_fusion_card()
+        config = AnalyzerConfig(limits=limits, detectors=specs, fusion=fusion, operating_point=point)
         analyzer: Analyzer | IsolatedAnalyzer = (
             IsolatedAnalyzer(config, file_timeout=file_timeout) if file_timeout > 0 else Analyzer(config)
         )
@@ -249,12 +266,14 @@ def _register_research_commands() -> None:
     from pixelsleuth.detectors.command import calibrate_command, convert_command, export_onnx_command
     from pixelsleuth.forge.command import forge_command
     from pixelsleuth.train.command import train_command
+    from pixelsleuth.verdict.command import fit_fusion_command
 
     app.command("convert")(convert_command)
     app.command("export-onnx")(export_onnx_command)
     app.command("calibrate")(calibrate_command)
     app.command("forge")(forge_command)
     app.command("train")(train_command)
+    app.command("fit-fusion")(fit_fusion_command)
     app.command("evaluate")(evaluate_command)
     app.command("robustness")(robustness_command)
     benchmark_app = typer.Typer(

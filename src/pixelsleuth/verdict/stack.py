@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,9 @@ class Stacker:
     bias: float
     operating_point: OperatingPoint
     fitted_on: str = ""
+    # Fused probabilities of the held-apart genuine photos, sorted: any other operating point can be
+    # chosen later on the same photos (`at_fpr`).
+    real_probabilities: tuple[float, ...] = ()
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """P(generated) for rows of feature values; NaN (a detector that could not run) counts as average."""
@@ -114,6 +117,7 @@ class Stacker:
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["features"] = list(self.features)
+        record["real_probabilities"] = list(self.real_probabilities)
         return record
 
     @classmethod
@@ -127,6 +131,7 @@ class Stacker:
             bias=float(record["bias"]),
             operating_point=point,
             fitted_on=record.get("fitted_on", ""),
+            real_probabilities=tuple(record.get("real_probabilities", ())),
         )
 
     def save(self, path: str | Path) -> None:
@@ -138,13 +143,29 @@ class Stacker:
 
     def with_operating_point(self, real_probabilities: np.ndarray, fpr: float, dataset: str = "") -> Stacker:
         """The same stacker with its operating point set for `fpr` on these genuine photos' probabilities."""
-        threshold = threshold_for_fpr(real_probabilities, fpr)
-        band = threshold_for_fpr(real_probabilities, min(0.5, 10 * fpr))  # the top 10x-fpr of photos
-        measured = float(np.mean(np.asarray(real_probabilities) >= threshold))
+        real = np.sort(np.asarray(real_probabilities, np.float64))
+        threshold = threshold_for_fpr(real, fpr)
+        band = threshold_for_fpr(real, min(0.5, 10 * fpr))  # the top 10x-fpr of photos are "undecided"
+        measured = float(np.mean(real >= threshold))
+        point = OperatingPoint(threshold, min(band, threshold), fpr, measured, len(real), dataset)
+        return replace(self, operating_point=point, real_probabilities=tuple(float(v) for v in real))
+
+    def at_fpr(self, fpr: float) -> Stacker:
+        """The operating point for another false-positive rate, on the photos the card was set on."""
+        if not self.real_probabilities:
+            raise ValueError(
+                "this fusion card keeps no genuine-photo scores to set another operating point on"
+            )
+        return self.with_operating_point(np.array(self.real_probabilities), fpr, self.operating_point.dataset)
+
+    def at_threshold(self, threshold: float) -> Stacker:
+        """A fixed threshold chosen by the user; its false-positive rate is measured on the card's photos."""
+        real = np.asarray(self.real_probabilities, np.float64)
+        measured = float(np.mean(real >= threshold)) if real.size else math.nan
         point = OperatingPoint(
-            threshold, min(band, threshold), fpr, measured, len(real_probabilities), dataset
+            threshold, threshold, math.nan, measured, int(real.size), self.operating_point.dataset
         )
-        return Stacker(self.features, self.means, self.scales, self.weights, self.bias, point, self.fitted_on)
+        return replace(self, operating_point=point)
 
 
 def fit_stacker(
