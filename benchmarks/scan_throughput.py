@@ -88,9 +88,8 @@ def main() -> None:
 
     print(f"detectors: {', '.join(spec.fingerprint for spec in analyzer.config.detectors) or 'none'}")
     print(f"fusion card: {analyzer.config.fusion or 'none'}; images from {source or 'generated textures'}")
-    print(
-        f"{'size':6} {'images':>6} {'bare img/s':>10} {'scan img/s':>10} {'scan / bare':>11} {'s per scan':>10}"
-    )
+    columns = ("images", "bare img/s", "scan img/s", "scan / bare", "s per scan")
+    print(f"{'size':6} " + " ".join(f"{column:>11}" for column in columns))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sizes.split(","):
             paths = make_images(Path(tmp), SIZES[name], args.images, source)
@@ -102,8 +101,8 @@ def main() -> None:
             bare_rate = len(paths) / statistics.median(bare_times)
             scan_rate = len(paths) / statistics.median(scan_times)
             print(
-                f"{name:6} {len(paths):6d} {bare_rate:10.2f} {scan_rate:10.2f} {scan_rate / bare_rate:11.4f} "
-                f"{1 / scan_rate:10.3f}",
+                f"{name:6} {len(paths):11d} {bare_rate:11.2f} {scan_rate:11.2f} "
+                f"{scan_rate / bare_rate:11.4f} {1 / scan_rate:11.3f}",
                 flush=True,
             )
 
