@@ -280,3 +280,28 @@ def prepare_pool_crops(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def per_generator_manifest(
+    split_manifest: str | Path, output: str | Path, *, first_crop_only: bool = True
+) -> Path:
+    """A split's crops as the dev harness lays them out: one subset per generator, holding every genuine
+    crop and that generator's crops (for per-generator AUC against the same photos). With
+    `first_crop_only`, one crop per image, so that no image counts more than once."""
+    source, output = Path(split_manifest), Path(output)
+    with source.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if not first_crop_only or row["crop"] == "0"]
+    base = source.parent
+    real = [row for row in rows if row["label"] == "real"]
+    generators = sorted({row["generator"] for row in rows if row["label"] == "fake"})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("path", "label", "subset", "generator"))
+        for generator in generators:
+            fakes = [row for row in rows if row["label"] == "fake" and row["generator"] == generator]
+            for row in real + fakes:
+                writer.writerow(
+                    (str((base / row["path"]).resolve()), row["label"], generator, row["generator"])
+                )
+    return output
