@@ -11,6 +11,7 @@ from pixelsleuth.bench.poolset import (
     PoolImage,
     grid_tiles,
     image_crops,
+    per_generator_manifest,
     prepare_pool_crops,
     split_of,
     spread_crops,
@@ -81,3 +82,18 @@ def test_prepare_pool_crops_writes_manifests_evaluate_can_read(tmp_path):
     with open(tmp_path / "crops" / "png" / "train.csv") as handle:
         header = next(csv.reader(handle))
     assert header == ["path", "label", "subset", "generator", "family", "source", "crop"]
+
+
+def test_per_generator_manifest_pairs_every_generator_with_all_photos(tmp_path):
+    split = tmp_path / "test.csv"
+    rows = ["path,label,subset,generator,family,source,crop"]
+    rows += [f"real/p{i}.png,real,photos,,photo,r{i},0" for i in range(3)]
+    rows += [f"fake/a{i}.png,fake,a,a,gan,a{i},{i % 2}" for i in range(4)]
+    rows += ["fake/b0.png,fake,b,b,vq,b0,0"]
+    split.write_text("\n".join(rows) + "\n")
+    out = per_generator_manifest(split, tmp_path / "by-generator.csv")
+    with open(out) as handle:
+        table = list(csv.DictReader(handle))
+    assert {row["subset"] for row in table} == {"a", "b"}
+    assert sum(row["subset"] == "a" and row["label"] == "fake" for row in table) == 2  # first crops only
+    assert sum(row["subset"] == "b" and row["label"] == "real" for row in table) == 3
