@@ -61,7 +61,12 @@ class DataConfig:
 
 @dataclass
 class AugmentConfig:
-    """Training augmentation probabilities and ranges (validation only centre-crops)."""
+    """Training augmentation probabilities and ranges (validation only centre-crops).
+
+    Each step has its own probability (see `pixelsleuth.train.augment.TrainTransform`): `resize_scale`
+    is the range of resize factors (drawn log-uniformly; area interpolation down, one of
+    `resize_up_filters` up), `noise_sigma` the range of Gaussian noise sigma in grey levels (0-255).
+    """
 
     flip: bool = True
     blur_prob: float = 0.0
@@ -69,6 +74,11 @@ class AugmentConfig:
     jpeg_prob: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 100)
     jpeg_methods: list[str] = field(default_factory=lambda: ["cv2", "pil"])
+    resize_prob: float = 0.0
+    resize_scale: tuple[float, float] = (0.5, 2.0)
+    resize_up_filters: list[str] = field(default_factory=lambda: ["bilinear", "bicubic"])
+    noise_prob: float = 0.0
+    noise_sigma: tuple[float, float] = (1.0, 5.0)
 
 
 @dataclass
@@ -148,10 +158,18 @@ def validate(config: TrainConfig) -> TrainConfig:
     check(bool(config.data.train), "data.train must name a dataset folder or manifest")
     check(0 < config.data.val_fraction < 1, "data.val_fraction must be between 0 and 1")
     check(config.data.on_error in ON_ERROR, f"data.on_error must be one of {', '.join(ON_ERROR)}")
-    for name in ("blur_prob", "jpeg_prob"):
+    for name in ("blur_prob", "jpeg_prob", "resize_prob", "noise_prob"):
         check(0 <= getattr(config.augment, name) <= 1, f"augment.{name} must be between 0 and 1")
-    low, high = config.augment.blur_sigma
-    check(0 <= low <= high, "augment.blur_sigma must be [low, high] with 0 <= low <= high")
+    for name in ("blur_sigma", "noise_sigma"):
+        low, high = getattr(config.augment, name)
+        check(0 <= low <= high, f"augment.{name} must be [low, high] with 0 <= low <= high")
+    low, high = config.augment.resize_scale
+    check(0 < low <= high, "augment.resize_scale must be [low, high] with 0 < low <= high")
+    bad_filters = set(config.augment.resize_up_filters) - {"bilinear", "bicubic"}
+    check(
+        bool(config.augment.resize_up_filters) and not bad_filters,
+        "augment.resize_up_filters must list 'bilinear' and/or 'bicubic'",
+    )
     low_q, high_q = config.augment.jpeg_quality
     check(1 <= low_q <= high_q <= 100, "augment.jpeg_quality must be [low, high] within 1..100")
     bad_methods = set(config.augment.jpeg_methods) - {"cv2", "pil"}
