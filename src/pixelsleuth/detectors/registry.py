@@ -94,5 +94,6 @@ def create(name: str, weights: str | Path | None = None, *, device: str = "cpu",
 
 def _import_builtin_detectors() -> None:
     # Importing the modules runs their @register_detector decorators.
+    import pixelsleuth.detectors.fsd
     import pixelsleuth.detectors.npr
     import pixelsleuth.detectors.patchnet  # noqa: F401

@@ -264,6 +264,7 @@ def _register_research_commands() -> None:
     # The research workflow lives in train/ and bench/; its commands join the one CLI here.
     from pixelsleuth.bench.command import evaluate_command, generalization_command, robustness_command
     from pixelsleuth.detectors.command import calibrate_command, convert_command, export_onnx_command
+    from pixelsleuth.detectors.fsd_command import attribute_command, fit_fsd_command
     from pixelsleuth.forge.command import forge_command
     from pixelsleuth.train.command import train_command
     from pixelsleuth.verdict.command import fit_fusion_command
@@ -271,6 +272,8 @@ def _register_research_commands() -> None:
     app.command("convert")(convert_command)
     app.command("export-onnx")(export_onnx_command)
     app.command("calibrate")(calibrate_command)
+    app.command("fit-fsd")(fit_fsd_command)
+    app.command("attribute")(attribute_command)
     app.command("forge")(forge_command)
     app.command("train")(train_command)
     app.command("fit-fusion")(fit_fusion_command)
