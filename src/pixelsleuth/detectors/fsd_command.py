@@ -94,7 +94,7 @@ class CropSet:
     crops: list[np.ndarray]
     groups: list[str]
     generators: list[str | None]
-    images: int
+    images: int  # files that gave at least one crop (a crop manifest lists several files per photo)
     skipped: Counter[str]
 
 
