@@ -36,7 +36,7 @@ from pixelsleuth.bench.metrics import accuracy, average_precision
 from pixelsleuth.detectors import Detector, Metric, ModelCard, Preprocessing, create
 from pixelsleuth.detectors.base import prepare
 from pixelsleuth.detectors.card import card_path_for
-from pixelsleuth.train.augment import EvalTransform, TrainTransform
+from pixelsleuth.train.augment import EvalTransform, TrainTransform, train_transform
 from pixelsleuth.train.config import (
     ConfigError,
     EarlyStopConfig,
@@ -368,16 +368,8 @@ def _select_classes(samples: list[Sample], classes: Sequence[str], source: str) 
 
 
 def _train_transform(config: TrainConfig) -> TrainTransform:
-    augment = config.augment
-    return TrainTransform(
-        crop_size=config.crop_size,
-        flip=augment.flip,
-        blur_prob=augment.blur_prob,
-        blur_sigma=augment.blur_sigma,
-        jpeg_prob=augment.jpeg_prob,
-        jpeg_quality=augment.jpeg_quality,
-        jpeg_methods=tuple(augment.jpeg_methods),
-    )
+    # Every [augment] key (resize and noise included) reaches the transform through one builder.
+    return train_transform(config.augment, config.crop_size)
 
 
 def _with_preprocessing(
