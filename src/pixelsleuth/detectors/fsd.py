@@ -25,6 +25,15 @@ nothing does. These densities live in the same safetensors file under the ``attr
 generator names travel in the model card (``extra.detector_kwargs.generators``), so strict loading
 builds the right shapes.
 
+Measured (weights fitted on the pool's train crops and ``shared/data/real``; ROC-AUC in %): on the
+pool's held-out test crops, real vs all generated 70.9 (PNG) / 69.8 (JPEG q90), from 55 (gpt-image-2)
+to 92 (meissonic); on dev's 256-pixel centre crops, PNG / JPEG: Stable Diffusion 1.x 64.8 / 60.3,
+StyleGAN2-ADA FFHQ 71.0 / 62.9, MetFaces 76.3 / 62.3, the InvokeAI diffusion set 41.6 / 42.9; TPR at
+1 % FPR is low everywhere (0-9 % overall). Attribution is weak: 25 % of known-generator test images
+named correctly, 81 % of photos called "camera photo", and the 5 images of generators it never saw went
+to a known name or to "camera photo", not to "unknown". About 40 ms per 256-pixel crop on 2 CPU cores,
+0.6 s per 12 MP photo within the 16-tile pixel budget.
+
 Example:
     >>> import numpy as np
     >>> from pixelsleuth.detectors import create

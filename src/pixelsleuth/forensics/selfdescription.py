@@ -185,7 +185,7 @@ def phase_grams(
 
     The phase of a centre at plane position ``(y, x)`` is ``(y mod period) * period + x mod period``:
     an image enlarged by `period` (or a multiple) predicts itself differently at different phases, a
-    camera photo does not. Computed a band of rows at a time, so memory stays bounded for large planes.
+    camera photo does not. Computed a few planes, or a band of rows, at a time: memory stays bounded.
 
     Args:
         planes: B x H x W tensor.
@@ -205,19 +205,26 @@ def phase_grams(
     batch, height, width = planes.shape
     count = len(offsets)
     rows, cols = height - 2 * margin, width - 2 * margin
-    band = max(period, min(rows, _VIEW_ELEMENTS // max(1, batch * count * cols)) // period * period)
+    # Whole planes, several at a time, when one fits the budget; else one plane a band of rows at a time.
+    per_plane = count * rows * cols
+    group = max(1, min(batch, _VIEW_ELEMENTS // per_plane))
+    band = rows if group > 1 else max(period, _VIEW_ELEMENTS // (count * cols) // period * period)
     sums = planes.new_zeros(batch, period * period, count, count)
     counts = torch.zeros(period * period, dtype=torch.float64)
-    for top in range(0, rows, band):
-        bottom = min(rows, top + band)
-        views = shifted_views(planes[:, top : bottom + 2 * margin], offsets, margin)
-        for phase_y in range(period):
-            first_row = (phase_y - top - margin) % period
-            for phase_x in range(period):
-                first_col = (phase_x - margin) % period
-                part = views[..., first_row::period, first_col::period].reshape(batch, count, -1)
-                sums[:, phase_y * period + phase_x] += part @ part.transpose(1, 2)
-                counts[phase_y * period + phase_x] += part.shape[-1]
+    for start in range(0, batch, group):
+        chunk = slice(start, min(batch, start + group))
+        size = chunk.stop - chunk.start
+        for top in range(0, rows, band):
+            bottom = min(rows, top + band)
+            views = shifted_views(planes[chunk, top : bottom + 2 * margin], offsets, margin)
+            for phase_y in range(period):
+                first_row = (phase_y - top - margin) % period
+                for phase_x in range(period):
+                    first_col = (phase_x - margin) % period
+                    part = views[..., first_row::period, first_col::period].reshape(size, count, -1)
+                    sums[chunk, phase_y * period + phase_x] += part @ part.transpose(1, 2)
+                    if start == 0:
+                        counts[phase_y * period + phase_x] += part.shape[-1]
     return sums, counts
 
 
