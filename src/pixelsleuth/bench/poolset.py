@@ -36,6 +36,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
+from pixelsleuth.bench.devset import _read_stored_rgb as read_stored_rgb
 from pixelsleuth.errors import PixelsleuthError
 
 SPLITS = ("train", "calib", "test")
@@ -173,17 +174,6 @@ def image_crops(rgb: np.ndarray, image: PoolImage, size: int, count: int) -> lis
     return spread_crops(rgb, size, count)
 
 
-def _stored_rgb(path: Path) -> np.ndarray:
-    """Pixels as stored (no EXIF rotation, so the JPEG grid is the stored one), RGB uint8."""
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            values = np.asarray(image, dtype=np.float64)
-            values = values / max(1.0, float(values.max())) * 255.0 if values.max() > 255 else values
-            return np.repeat(np.clip(values + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-        return np.asarray(image.convert("RGB"))
-
-
 @dataclass(frozen=True)
 class CropRow:
     path: str
@@ -205,7 +195,7 @@ def _crop_rows(
     for image in images:
         split = split_of(image)
         try:
-            rgb = _stored_rgb(pool_root / image.relpath)
+            rgb = read_stored_rgb(pool_root / image.relpath)
         except Exception:  # a damaged file is counted, not fatal
             yield ("skipped", "unreadable", image.relpath)
             continue
