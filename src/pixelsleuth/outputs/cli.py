@@ -263,6 +263,7 @@ def detectors_command() -> None:
 def _register_research_commands() -> None:
     # The research workflow lives in train/ and bench/; its commands join the one CLI here.
     from pixelsleuth.bench.command import evaluate_command, generalization_command, robustness_command
+    from pixelsleuth.bench.leaveout_command import leave_out_command
     from pixelsleuth.detectors.command import calibrate_command, convert_command, export_onnx_command
     from pixelsleuth.detectors.fsd_command import attribute_command, fit_fsd_command
     from pixelsleuth.forge.command import forge_command
@@ -285,6 +286,7 @@ def _register_research_commands() -> None:
         no_args_is_help=True,
     )
     benchmark_app.command("generalization")(generalization_command)
+    benchmark_app.command("leave-out")(leave_out_command)
     app.add_typer(benchmark_app, name="benchmark")
 
 
