@@ -118,6 +118,13 @@ def test_a_fold_never_trains_on_its_held_out_generator_and_measures_it(crops, tm
     assert all("finished earlier" in line for line in said)
     assert again["folds"] == json.loads(json.dumps(report["folds"]))
 
+    # Folds by family share the reference run (not trained again) and measure it per family.
+    said.clear()
+    families = pool_folds(read_crops(crops, "test"), by="family", names=["gan"])
+    by_family = LeaveOutRun(crops, tiny_config(tmp_path), families, tmp_path / "out", say=said.append).run()
+    assert set(by_family["folds"]["all"]["groups"]) == {"gan", "diffusion-latent"}
+    assert not any("training on" in line for line in said if line.startswith("fold all"))
+
 
 def test_the_command_refuses_an_unknown_generator_in_a_sentence(crops, tmp_path):
     config = tmp_path / "tiny.toml"

@@ -14,7 +14,7 @@ check), each fold also fits the fused score (`pixelsleuth.verdict.stack.fit_stac
 without the held-out generator and measures it the same way, with the false-positive and true-positive
 rates at the operating point it set on the calib split's genuine crops.
 
-Each fold writes ``OUTPUT/<fold>/`` (the training run) and ``OUTPUT/<fold>/leaveout.json``; a rerun
+Each fold writes ``OUTPUT/<fold>/`` (the training run) and ``OUTPUT/<fold>/leaveout-<generator|family>.json``; a rerun
 with the same output folder reads finished folds and resumes interrupted training. Fixed inputs are
 computed once into ``OUTPUT/features.json``.
 
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 SCHEMA = "pixelsleuth.leaveout/1"
 VARIANTS = ("png", "jpeg90")
-FOLD_RECORD = "leaveout.json"
 FEATURES_FILE = "features.json"
 ALL_FOLD = "all"
 GROUPINGS = ("generator", "family")
@@ -172,6 +171,25 @@ def analyzer_features(detectors: Sequence[str], *, spectral: bool = True) -> Fea
     return compute
 
 
+def detector_logits(
+    name: str, weights: Path, paths: Sequence[str], *, batch: int = 32
+) -> dict[str, dict[str, float]]:
+    """One detector's raw logit per path (as `feature_values` reads it), scored a batch at a time."""
+    from pixelsleuth.detectors import create
+    from pixelsleuth.intake import load_image
+    from pixelsleuth.verdict.stack import logit
+
+    detector = create(name, weights)
+    values: dict[str, dict[str, float]] = {}
+    for start in range(0, len(paths), batch):
+        chunk = paths[start : start + batch]
+        probabilities = detector.predict([load_image(path).rgb for path in chunk], batch_size=batch)
+        values.update(
+            {path: {f"detector:{name}": logit(p)} for path, p in zip(chunk, probabilities, strict=True)}
+        )
+    return values
+
+
 def cached_features(
     path: Path, paths: Sequence[str], compute: FeatureFunction
 ) -> dict[str, dict[str, float]]:
@@ -251,28 +269,28 @@ class LeaveOutRun:
 
     def run(self) -> dict[str, Any]:
         train, calib, test = (read_crops(self.crops, split) for split in ("train", "calib", "test"))
-        measured = [*calib, *test]
+        # The stack is fitted on one crop per calib image (half the scoring, the same images).
+        measured = [*(row for row in calib if row["crop"] == "0"), *test]
         fixed = cached_features(
             self.output / FEATURES_FILE, [row["path"] for row in measured], analyzer_features(self.stack)
         )
         stack_features = ["spectral"] + [f"detector:{text.split('=')[0]}" for text in self.stack]
         folds = {}
         for fold in self.folds:
-            record_path = self.output / fold.name / FOLD_RECORD
+            # The reference fold is shared by both groupings: one record each, one training run.
+            record_path = self.output / fold.name / f"leaveout-{fold.by}.json"
             if record_path.is_file():
                 self.say(f"fold {fold.name}: finished earlier, read from {record_path}")
                 folds[fold.name] = json.loads(record_path.read_text())
                 continue
             weights = self._train(fold, train, calib)
             self.say(f"fold {fold.name}: scoring {len(measured)} calib and test crops")
-            spec = f"{self.config.detector}={weights}"
-            trained = analyzer_features([spec], spectral=False)([row["path"] for row in measured])
+            trained = detector_logits(self.config.detector, weights, [row["path"] for row in measured])
             feature = f"detector:{self.config.detector}"
             merged = {path: {**fixed[path], **trained[path]} for path in trained}
-            record = {
-                "fold": asdict(fold),
-                **measure_fold(fold, calib, test, merged, feature, stack_features),
-            }
+            calib_measured = measured[: len(measured) - len(test)]
+            measurement = measure_fold(fold, calib_measured, test, merged, feature, stack_features)
+            record = {"fold": asdict(fold), **measurement}
             record_path.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
             folds[fold.name] = record
         return {"schema": SCHEMA, "crops": str(self.crops), "detector": self.config.detector, "folds": folds}
