@@ -1,6 +1,6 @@
 """The fused detector score and each of its inputs, per generator, on dev crops and held-out pool crops.
 
-    python benchmarks/fused_dev.py [--fusion CARD.json --detector NAME=WEIGHTS ...]
+    python benchmarks/fused_dev.py [--fusion CARD.json --detector NAME=WEIGHTS ...] [--full-images]
                                    [--dev-root ../shared/data/dev] [--dev-cache DIR]
                                    [--pool-crops /work/data/pool-crops] [--json results.json]
 
@@ -10,6 +10,8 @@ probability. Printed per generator, for each scorer: ROC-AUC, AP and TPR at 1 % 
 set on that table's genuine crops), on PNG crops and on the same crops as JPEG q90; then, for the fused
 score, the false-positive rate on the genuine crops at the card's operating point (set on the pool's
 calib split, never on these) with the true-positive rate there, and the expected calibration error.
+With --full-images, the dev originals are scored whole as well (for information: their sizes and
+formats differ between genuine and generated images, which the crops remove).
 Baseline in the same run: the content-blind regression (file size, width, height, format).
 
 Dev crops come from `prepare_dev_crops` (grid-aligned centre crops, no metadata); pool crops from the
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 from spectral_dev import DEFAULT_DEV_ROOT, crop_variants, pct, print_header
 
-from pixelsleuth.bench.devset import content_blind_baseline, prepare_dev_crops, score_manifest
+from pixelsleuth.bench.devset import ORIGINALS, content_blind_baseline, prepare_dev_crops, score_manifest
 from pixelsleuth.bench.poolset import per_generator_manifest
 from pixelsleuth.detectors.calibration import expected_calibration_error
 from pixelsleuth.detectors.defaults import embedded_detectors, embedded_fusion_card
@@ -77,15 +79,16 @@ def operating_rates(manifest: Path, cache: FeatureCache) -> dict[str, Any]:
 
 
 def print_table(title: str, results: dict[str, dict[str, dict[str, Any]]], scorers: list[str]) -> None:
-    print(f"\n{title} (values in %: AUC / AP / TPR@1%FPR, PNG then JPEG q90)\n")
+    variants = list(results)
+    print(f"\n{title} (values in %: AUC / AP / TPR@1%FPR, {' then '.join(variants)})\n")
     print_header("| generator | n real | n fake | " + " | ".join(scorers) + " |")
-    png = results["png"]
-    for subset in png[scorers[0]]:
-        row = png[scorers[0]][subset]
+    first = results[variants[0]]
+    for subset in first[scorers[0]]:
+        row = first[scorers[0]][subset]
         cells = [subset, str(row["n_real"]), str(row["n_fake"])]
         for scorer in scorers:
             parts = []
-            for variant in ("png", "jpeg"):
+            for variant in variants:
                 record = results[variant][scorer][subset]
                 parts.append("/".join(pct(record[key]) for key in ("auc", "ap", "tpr_at_1pct_fpr")))
             cells.append(" · ".join(parts))
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--dev-root", type=Path, default=DEFAULT_DEV_ROOT)
     parser.add_argument("--dev-cache", type=Path, default=None)
     parser.add_argument("--pool-crops", type=Path, default=Path("/work/data/pool-crops"))
+    parser.add_argument("--full-images", action="store_true", help="also the dev originals, whole")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -128,6 +132,8 @@ def main() -> None:
             manifests, blind = crop_variants(crops, 90)
             sets["dev"] = manifests
             record["dev_content_blind"] = blind
+            if args.full_images:
+                sets["dev-full-images"] = {"full": crops / ORIGINALS / "manifest.csv"}
         if (args.pool_crops / "png" / "test.csv").is_file():
             sets["pool-test"] = {
                 name: per_generator_manifest(

@@ -73,7 +73,9 @@ def crop_rows(pool_crops: Path, dev_cache: Path | None) -> list[dict[str, Any]]:
     with manifest.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if row["crop"] == "0":
-                rows.append({"set": "pool-test", "path": manifest.parent / row["path"], "label": row["label"]})
+                rows.append(
+                    {"set": "pool-test", "path": manifest.parent / row["path"], "label": row["label"]}
+                )
     if dev_cache is not None:
         manifest = dev_cache / "png" / "manifest.csv"
         with manifest.open(newline="", encoding="utf-8") as handle:
