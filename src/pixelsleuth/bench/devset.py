@@ -136,7 +136,7 @@ def _dev_samples(dev_root: Path) -> tuple[list[Sample], Counter[str]]:
     return samples, left_out
 
 
-def _read_stored_rgb(path: Path) -> np.ndarray:
+def read_stored_rgb(path: Path) -> np.ndarray:
     """The file's pixels as stored (no EXIF rotation: the JPEG grid is the stored one), as RGB uint8."""
     with Image.open(path) as image:
         image.load()
@@ -241,7 +241,7 @@ def prepare_dev_crops(
         relative = sample.path.relative_to(root)
         name = sample.generator or sample.subset
         try:
-            pixels = _read_stored_rgb(sample.path)
+            pixels = read_stored_rgb(sample.path)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             summary.failed[relative.as_posix()] = f"{type(exc).__name__}: {exc}"
             continue

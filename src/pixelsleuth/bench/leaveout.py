@@ -14,9 +14,9 @@ check), each fold also fits the fused score (`pixelsleuth.verdict.stack.fit_stac
 without the held-out generator and measures it the same way, with the false-positive and true-positive
 rates at the operating point it set on the calib split's genuine crops.
 
-Each fold writes ``OUTPUT/<fold>/`` (the training run) and ``OUTPUT/<fold>/leaveout-<generator|family>.json``; a rerun
-with the same output folder reads finished folds and resumes interrupted training. Fixed inputs are
-computed once into ``OUTPUT/features.json``.
+Each fold writes ``OUTPUT/<fold>/`` (the training run) and ``OUTPUT/<fold>/leaveout-<by>.json`` (by
+generator or family); a rerun with the same output folder reads finished folds and resumes interrupted
+training. Fixed inputs are computed once into ``OUTPUT/features.json``.
 
 Example:
     >>> folds = pool_folds([{"label": "fake", "generator": "a", "family": "gan"}] * 9, by="generator")

@@ -36,7 +36,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from pixelsleuth.bench.devset import _read_stored_rgb as read_stored_rgb
+from pixelsleuth.bench.devset import read_stored_rgb
 from pixelsleuth.errors import PixelsleuthError
 
 SPLITS = ("train", "calib", "test")
