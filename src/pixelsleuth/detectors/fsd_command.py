@@ -338,7 +338,11 @@ def attribute_command(
     image: Annotated[Path, typer.Argument(help="The image to attribute.")],
     weights: Annotated[
         Path | None,
-        typer.Option("--weights", "-w", help="fsd weights fitted with `fit-fsd --attribution`."),
+        typer.Option(
+            "--weights",
+            "-w",
+            help="fsd weights fitted with `fit-fsd --attribution` (default: the shipped ones).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -348,7 +352,14 @@ def attribute_command(
     from pixelsleuth.intake import load_image
 
     if weights is None:
-        raise _fail("attribute needs fsd weights with attribution densities: pass --weights (see fit-fsd)")
+        from pixelsleuth.detectors.defaults import embedded_detectors
+
+        shipped = [path for name, path in embedded_detectors() if name == "fsd"]
+        if not shipped:
+            raise _fail(
+                "attribute needs fsd weights with attribution densities: pass --weights (see fit-fsd)"
+            )
+        weights = shipped[0]
     try:
         detector: FSDDetector = create("fsd", weights)  # type: ignore[assignment]
         result = detector.attribute(load_image(image).rgb)
