@@ -1,0 +1,99 @@
+"""Training-free localization maps on generated forgeries: the edited region lights up, a clean image
+does not, and every map is a [0, 1] array at image resolution with a sentence."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from pixelsleuth.localization.ela import ela
+from pixelsleuth.localization.noise import noise_inconsistency
+from pixelsleuth.localization.record import LocalizationInputError, strongest_region
+
+BOX = (slice(64, 160), slice(96, 224))  # rows, cols of the edited region
+
+
+def textured(height: int, width: int, seed: int, noise: float = 4.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = gaussian_filter(rng.normal(0, 1, (height, width, 3)), sigma=(6, 6, 0))
+    pixels = 128 + 60 * smooth / smooth.std() + rng.normal(0, noise, (height, width, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality, subsampling=0)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def inside_outside(heat: np.ndarray) -> tuple[float, float]:
+    mask = np.zeros(heat.shape, bool)
+    mask[BOX] = True
+    return float(heat[mask].mean()), float(heat[~mask].mean())
+
+
+def test_ela_finds_a_region_that_was_never_compressed():
+    original = jpeg_roundtrip(textured(256, 320, 0), 75)
+    forged = original.copy()
+    forged[BOX] = textured(256, 320, 1)[BOX]  # pasted from an uncompressed source
+    result = ela(forged, quality=75)
+    inside, outside = inside_outside(result.map)
+    assert result.map.shape == forged.shape[:2] and result.map.dtype == np.float32
+    assert result.map.min() >= 0.0 and result.map.max() <= 1.0
+    assert inside > 0.5 > outside + 0.3
+    assert result.score > 0.8 and result.region is not None
+    assert abs(result.region.left - 96) <= 16 and abs(result.region.bottom - 160) <= 16
+    assert result.reading.startswith("The region x ") and result.reading.endswith(".")
+
+    clean = ela(original, quality=75)
+    assert clean.score < 0.5 and clean.region is None
+    assert "even" in clean.reading
+
+
+def test_noise_map_finds_a_pasted_region_with_other_noise():
+    base = textured(256, 320, 2, noise=6.0)
+    forged = base.copy()
+    forged[BOX] = textured(256, 320, 3, noise=0.5)[BOX]  # a smoother source, e.g. denoised or generated
+    result = noise_inconsistency(forged)
+    inside, outside = inside_outside(result.map)
+    assert result.map.shape == forged.shape[:2]
+    assert inside > 0.5 and outside < 0.2
+    assert result.score > 0.8 and result.region is not None
+    assert "below the rest" in result.reading and result.data["region_noise_ratio"] < 0.5
+
+    clean = noise_inconsistency(base)
+    assert clean.score < 0.5 and clean.region is None
+
+
+def test_flat_images_and_bad_input_are_handled_in_sentences():
+    flat = np.full((128, 128, 3), 255, np.uint8)
+    assert (
+        noise_inconsistency(flat).reading == "The image is too flat or too saturated to read its noise level."
+    )
+    assert ela(flat).score == 0.0
+    with pytest.raises(LocalizationInputError, match="at least 32 x 32 pixels; this one is 20 x 16"):
+        ela(np.zeros((16, 20, 3), np.uint8))
+    with pytest.raises(LocalizationInputError, match="8-bit"):
+        noise_inconsistency(np.zeros((128, 128, 3), np.float32))
+    grey = ela(textured(64, 64, 4)[..., 0])
+    assert grey.map.shape == (64, 64)
+
+
+def test_maps_are_deterministic_and_cover_every_pixel():
+    image = textured(100, 131, 5)  # not a multiple of the block sizes
+    for method in (ela, noise_inconsistency):
+        first, second = method(image), method(image)
+        assert first.map.shape == (100, 131)
+        assert np.array_equal(first.map, second.map) and first.reading == second.reading
+
+
+def test_strongest_region_picks_the_heaviest_component():
+    heat = np.zeros((20, 20))
+    heat[1:3, 1:3] = 1.0
+    heat[10:18, 5:15] = 0.8
+    region = strongest_region(heat)
+    assert (region.left, region.top, region.right, region.bottom) == (5, 10, 15, 18)
+    assert region.area == 80 and region.mean == pytest.approx(0.8)
+    assert strongest_region(np.zeros((5, 5))) is None
