@@ -97,3 +97,39 @@ def test_strongest_region_picks_the_heaviest_component():
     assert (region.left, region.top, region.right, region.bottom) == (5, 10, 15, 18)
     assert region.area == 80 and region.mean == pytest.approx(0.8)
     assert strongest_region(np.zeros((5, 5))) is None
+
+
+def shapes_object(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """An object with corners and blobs (filled circles and bars), what keypoints hold on to."""
+    import cv2
+
+    patch = np.full((height, width, 3), 90, np.uint8)
+    for _ in range(25):
+        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+        x, y, r = int(rng.integers(0, width)), int(rng.integers(0, height)), int(rng.integers(3, 12))
+        if rng.random() < 0.5:
+            cv2.circle(patch, (x, y), r, colour, -1)
+        else:
+            cv2.rectangle(patch, (x, y), (x + r, y + r // 2 + 2), colour, -1)
+    return patch
+
+
+def test_copy_move_names_the_copy_and_its_source():
+    from pixelsleuth.localization.copymove import copy_move
+
+    image = textured(240, 320, 8, noise=2.0)
+    image[30:100, 20:110] = shapes_object(np.random.default_rng(7), 70, 90)
+    forged = image.copy()
+    forged[150:220, 200:290] = image[30:100, 20:110]  # copied 180 px right, 120 px down
+    result = copy_move(forged)
+    assert result.region is not None and result.score == 1.0
+    assert result.region.left >= 200 and result.region.right <= 290
+    assert result.region.top >= 150 and result.region.bottom <= 220
+    source = result.data["source"]
+    assert source["left"] >= 20 and source["right"] <= 110 and source["bottom"] <= 100
+    assert result.data["shift"] == [180, 120]
+    assert result.map[190, 255] == 1.0 and result.map[70, 75] == 1.0 and result.map[10, 300] == 0.0
+    assert result.reading.startswith("The region x ") and "copied and moved" in result.reading
+
+    clean = copy_move(image)
+    assert clean.region is None and clean.score == 0.0 and not clean.map.any()
