@@ -4,7 +4,7 @@
                                             [--manifest ../shared/data/manip/manifest.tsv]
 
 For every manipulated image with a ground-truth mask of its size, each map (`ela` at JPEG quality 90,
-`noise_inconsistency`, `copy_move`) is scored with `pixelsleuth.localization.metrics.localization_metrics` (every
+`noise_inconsistency`, `copy_move`) is scored with `localization.metrics.localization_metrics` (every
 pixel counts, no inversion; F1 / IoU / MCC at 0.5, pixel AUC, oracle F1 at the image's best threshold).
 Printed per dataset: the mean of each. Baseline in the same run: the map that flags every pixel (its F1
 is what a useless map gets from the size of the regions alone). On the pristine originals: the share of
