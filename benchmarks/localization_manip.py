@@ -4,8 +4,8 @@
                                             [--manifest ../shared/data/manip/manifest.tsv]
 
 For every manipulated image with a ground-truth mask of its size, each map (`ela` at JPEG quality 90,
-`noise_inconsistency`, `copy_move`) is scored with `localization.metrics.localization_metrics` (every
-pixel counts, no inversion; F1 / IoU / MCC at 0.5, pixel AUC, oracle F1 at the image's best threshold).
+`noise_inconsistency`, `copy_move`, `jpeg_ghost`) is scored with `localization_metrics` (every pixel
+counts, no inversion; F1 / IoU / MCC at 0.5, pixel AUC, oracle F1 at the image's best threshold).
 Printed per dataset: the mean of each. Baseline in the same run: the map that flags every pixel (its F1
 is what a useless map gets from the size of the regions alone). On the pristine originals: the share of
 pixels flagged at 0.5 and how many images score >= 0.5.
@@ -31,6 +31,7 @@ from PIL import Image
 from pixelsleuth.intake import load_image
 from pixelsleuth.localization.copymove import copy_move
 from pixelsleuth.localization.ela import ela
+from pixelsleuth.localization.ghost import jpeg_ghost
 from pixelsleuth.localization.metrics import localization_metrics, truth_mask
 from pixelsleuth.localization.noise import noise_inconsistency
 from pixelsleuth.localization.record import ForensicMap
@@ -40,6 +41,7 @@ MAPS: dict[str, Callable[[np.ndarray], ForensicMap]] = {
     "ela": lambda rgb: ela(rgb, quality=90),
     "noise": noise_inconsistency,
     "copy-move": copy_move,
+    "ghost": jpeg_ghost,
 }
 KEYS = ("f1", "iou", "mcc", "auc", "best_f1")
 

@@ -133,3 +133,24 @@ def test_copy_move_names_the_copy_and_its_source():
 
     clean = copy_move(image)
     assert clean.region is None and clean.score == 0.0 and not clean.map.any()
+
+
+def test_jpeg_ghost_finds_a_region_compressed_at_a_lower_quality():
+    from pixelsleuth.localization.ghost import jpeg_ghost
+
+    forged = jpeg_roundtrip(textured(256, 320, 0), 90).copy()
+    forged[BOX] = jpeg_roundtrip(textured(256, 320, 1), 60)[BOX]  # pasted from a q60 JPEG
+    result = jpeg_ghost(jpeg_roundtrip(forged, 90))
+    inside, outside = inside_outside(result.map)
+    assert inside > 0.8 and outside < 0.2
+    assert result.region is not None and result.data["ghost_quality"] == 60
+    assert (result.region.left, result.region.top, result.region.right, result.region.bottom) == (
+        96,
+        64,
+        224,
+        160,
+    )
+    assert "ghost at quality 60" in result.reading
+
+    for clean in (jpeg_roundtrip(textured(256, 320, 0), 90), textured(256, 320, 0)):
+        assert jpeg_ghost(clean).region is None
