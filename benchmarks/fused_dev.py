@@ -63,6 +63,22 @@ class FeatureCache:
         return score
 
 
+def fusion_inputs(
+    fusion: Path | None, detectors: Sequence[str] | None
+) -> tuple[Path, tuple[DetectorSpec, ...], Stacker, Analyzer]:
+    """The fusion card, its detectors, the stacker and an analyzer computing its inputs; without a card,
+    the ones `pixelsleuth scan` uses by default."""
+    if fusion is None:
+        fusion = embedded_fusion_card()
+        specs = tuple(DetectorSpec(name, str(path)) for name, path in embedded_detectors())
+    else:
+        specs = tuple(DetectorSpec.parse(text) for text in detectors or ())
+    if fusion is None or not specs:
+        raise SystemExit("no fusion card: pass --fusion CARD and --detector NAME=WEIGHTS")
+    analyzer = Analyzer(AnalyzerConfig(sources=("spectral",), detectors=specs, fusion=None))
+    return fusion, specs, Stacker.load(fusion), analyzer
+
+
 def operating_rates(manifest: Path, cache: FeatureCache) -> dict[str, Any]:
     """FPR and TPR of the fused score at the card's operating point, and its ECE, over a manifest's crops."""
     unique = {sample.path: sample.label for sample in discover(manifest)}
@@ -106,17 +122,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    if args.fusion is None:
-        args.fusion = embedded_fusion_card()
-        specs = tuple(DetectorSpec(name, str(path)) for name, path in embedded_detectors())
-    else:
-        specs = tuple(DetectorSpec.parse(text) for text in args.detector or ())
-    if args.fusion is None or not specs:
-        raise SystemExit("no fusion card: pass --fusion CARD and --detector NAME=WEIGHTS")
-    stacker = Stacker.load(args.fusion)
-    cache = FeatureCache(
-        Analyzer(AnalyzerConfig(sources=("spectral",), detectors=specs, fusion=None)), stacker
-    )
+    args.fusion, specs, stacker, analyzer = fusion_inputs(args.fusion, args.detector)
+    cache = FeatureCache(analyzer, stacker)
     scorers = ["fused", *stacker.features]
     record: dict[str, Any] = {"fusion": str(args.fusion), "detectors": [s.fingerprint for s in specs]}
     point = stacker.operating_point

@@ -24,23 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from fused_dev import FeatureCache
+from fused_dev import FeatureCache, fusion_inputs
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 from spectral_dev import pct, print_header
 
 from pixelsleuth.bench.metrics import roc_auc, tpr_at_fpr
-from pixelsleuth.detectors.defaults import embedded_detectors, embedded_fusion_card
+from pixelsleuth.bench.perturb import rescale
 from pixelsleuth.intake import load_image
-from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
-from pixelsleuth.verdict.stack import Stacker
-
-
-def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
-    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
 
 
 def blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
@@ -57,13 +49,13 @@ STEPS: dict[str, Step] = {
     "jpeg:70": (lambda rgb: rgb, 70),
     "jpeg:60": (lambda rgb: rgb, 60),
     "jpeg:50": (lambda rgb: rgb, 50),
-    "resize:0.5": (lambda rgb: resized(rgb, 0.5), None),
-    "resize:0.75": (lambda rgb: resized(rgb, 0.75), None),
-    "resize:1.5": (lambda rgb: resized(rgb, 1.5), None),
-    "resize:2": (lambda rgb: resized(rgb, 2.0), None),
+    "resize:0.5": (lambda rgb: rescale(rgb, 0.5), None),
+    "resize:0.75": (lambda rgb: rescale(rgb, 0.75), None),
+    "resize:1.5": (lambda rgb: rescale(rgb, 1.5), None),
+    "resize:2": (lambda rgb: rescale(rgb, 2.0), None),
     "blur:1": (lambda rgb: blurred(rgb, 1.0), None),
     # A social-media chain on a crop: downscaled by 0.75 (area), then re-saved as JPEG q75.
-    "social:0.75x+q75": (lambda rgb: resized(rgb, 0.75), 75),
+    "social:0.75x+q75": (lambda rgb: rescale(rgb, 0.75), 75),
 }
 
 
@@ -123,15 +115,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    if args.fusion is None:
-        args.fusion = embedded_fusion_card()
-        specs = tuple(DetectorSpec(name, str(path)) for name, path in embedded_detectors())
-    else:
-        specs = tuple(DetectorSpec.parse(text) for text in args.detector or ())
-    if args.fusion is None or not specs:
-        raise SystemExit("no fusion card: pass --fusion CARD and --detector NAME=WEIGHTS")
-    stacker = Stacker.load(args.fusion)
-    analyzer = Analyzer(AnalyzerConfig(sources=("spectral",), detectors=specs, fusion=None))
+    args.fusion, _, stacker, analyzer = fusion_inputs(args.fusion, args.detector)
     rows = crop_rows(args.pool_crops, args.dev_cache)
     sets = sorted({row["set"] for row in rows})
     results: dict[str, dict[str, Any]] = {name: {} for name in sets}
