@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
-VARIANTS = ("png", "jpeg90")
+from pixelsleuth.bench.poolset import VARIANTS, write_variant_manifest
+
 COMBINED_SPLITS = ("train", "calib")
-COLUMNS = ("path", "label", "subset", "generator", "family", "source", "crop", "variant")
 
 
 def read_rows(manifest: Path) -> list[dict[str, str]]:
@@ -33,18 +32,6 @@ def rebased(row: dict[str, str], manifest: Path, out_folder: Path, variant: str)
     """The row with its path made relative to `out_folder` (it was relative to `manifest`'s folder)."""
     absolute = (manifest.parent / row["path"]).resolve()
     return {**row, "path": os.path.relpath(absolute, out_folder.resolve()), "variant": variant}
-
-
-def write_manifest(path: Path, rows: Iterable[dict[str, str]]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    return count
 
 
 def main() -> None:
@@ -60,7 +47,7 @@ def main() -> None:
         for variant in VARIANTS:
             manifest = args.crops / variant / f"{split}.csv"
             rows += [rebased(row, manifest, args.output, variant) for row in read_rows(manifest)]
-        count = write_manifest(args.output / f"{split}.csv", rows)
+        count = write_variant_manifest(args.output / f"{split}.csv", rows)
         print(f"{split}: {count} crops ({', '.join(VARIANTS)}) -> {args.output / f'{split}.csv'}")
 
 

@@ -38,17 +38,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixelsleuth.bench.metrics import average_precision, roc_auc, tpr_at_fpr
+from pixelsleuth.bench.poolset import VARIANTS, write_variant_manifest
 from pixelsleuth.errors import PixelsleuthError
 
 if TYPE_CHECKING:
     from pixelsleuth.train.config import TrainConfig
 
 SCHEMA = "pixelsleuth.leaveout/1"
-VARIANTS = ("png", "jpeg90")
 FEATURES_FILE = "features.json"
 ALL_FOLD = "all"
 GROUPINGS = ("generator", "family")
-MANIFEST_COLUMNS = ("path", "label", "subset", "generator", "family", "source", "crop", "variant")
 
 
 class LeaveOutError(PixelsleuthError):
@@ -110,18 +109,6 @@ def pool_folds(
             raise LeaveOutError(f"the test split has no {by} {', '.join(unknown)}; it has {known}")
         chosen = list(dict.fromkeys(names))
     return [PoolFold(ALL_FOLD, None, by)] + [PoolFold(f"without-{name}", name, by) for name in chosen]
-
-
-def write_manifest(path: Path, rows: Iterable[dict[str, str]]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    return count
 
 
 def held_out_metrics(
@@ -302,8 +289,8 @@ class LeaveOutRun:
 
         folder = self.output / fold.name
         kept = [row for row in train if not fold.holds_out(row)]
-        write_manifest(folder / "train.csv", kept)
-        write_manifest(folder / "val.csv", [row for row in calib if not fold.holds_out(row)])
+        write_variant_manifest(folder / "train.csv", kept)
+        write_variant_manifest(folder / "val.csv", [row for row in calib if not fold.holds_out(row)])
         data = replace(self.config.data, train=str(folder / "train.csv"), val=str(folder / "val.csv"))
         config = replace(self.config, data=data, output=str(folder))
         resume = (folder / "checkpoint.pt").is_file()

@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +186,8 @@ class CropRow:
 
 
 MANIFEST_COLUMNS = ("path", "label", "subset", "generator", "family", "source", "crop")
+# Manifests that mix the PNG and JPEG copies of the crops say which each row is.
+VARIANT_MANIFEST_COLUMNS = (*MANIFEST_COLUMNS, "variant")
 
 
 def _crop_rows(
@@ -270,6 +272,20 @@ def prepare_pool_crops(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def write_variant_manifest(path: Path, rows: Iterable[dict[str, str]]) -> int:
+    """Write crop rows (dicts with `VARIANT_MANIFEST_COLUMNS`, extra keys ignored) as a CSV manifest;
+    returns how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, VARIANT_MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
 
 
 def per_generator_manifest(
