@@ -34,10 +34,9 @@ from pixelsleuth.bench.devset import ORIGINALS, content_blind_baseline, prepare_
 from pixelsleuth.bench.poolset import per_generator_manifest
 from pixelsleuth.detectors.calibration import expected_calibration_error
 from pixelsleuth.detectors.defaults import embedded_detectors, embedded_fusion_card
-from pixelsleuth.intake import load_image
 from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
 from pixelsleuth.train.datasets import discover
-from pixelsleuth.verdict.stack import Stacker, feature_values
+from pixelsleuth.verdict.stack import Stacker, stack_inputs
 
 
 class FeatureCache:
@@ -49,7 +48,7 @@ class FeatureCache:
 
     def _row(self, path: Path) -> np.ndarray:
         if path not in self.rows:
-            values = feature_values(self.analyzer.evidence(load_image(path)))
+            values = stack_inputs(self.analyzer, path)
             self.rows[path] = np.array([values.get(name, np.nan) for name in self.stacker.features])
         return self.rows[path]
 

@@ -137,9 +137,8 @@ FeatureFunction = Callable[[Sequence[str]], dict[str, dict[str, float]]]
 
 def analyzer_features(detectors: Sequence[str], *, spectral: bool = True) -> FeatureFunction:
     """Stack inputs of each path, computed as `pixelsleuth scan` does (`feature_values` of its evidence)."""
-    from pixelsleuth.intake import load_image
     from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
-    from pixelsleuth.verdict.stack import feature_values
+    from pixelsleuth.verdict.stack import stack_inputs
 
     specs = tuple(DetectorSpec.parse(text) for text in detectors)
     analyzer = Analyzer(
@@ -150,7 +149,7 @@ def analyzer_features(detectors: Sequence[str], *, spectral: bool = True) -> Fea
         values = {}
         for path in paths:
             try:
-                values[path] = feature_values(analyzer.evidence(load_image(path)))
+                values[path] = stack_inputs(analyzer, path)
             except PixelsleuthError:
                 values[path] = {}
         return values

@@ -15,10 +15,9 @@ EXIT_USAGE = 2
 
 def score_features(manifest: Path, detectors: list[str], *, limit: int | None = None):
     """Each image's stack inputs (detector logits, spectral score) and label, from a labelled manifest."""
-    from pixelsleuth.intake import load_image
     from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
     from pixelsleuth.train.datasets import discover
-    from pixelsleuth.verdict.stack import feature_values
+    from pixelsleuth.verdict.stack import stack_inputs
 
     specs = tuple(DetectorSpec.parse(text) for text in detectors)
     analyzer = Analyzer(AnalyzerConfig(sources=("spectral",), detectors=specs, fusion=None))
@@ -29,7 +28,7 @@ def score_features(manifest: Path, detectors: list[str], *, limit: int | None = 
     rows, labels, failed = [], [], 0
     for sample in samples:
         try:
-            values = feature_values(analyzer.evidence(load_image(sample.path)))
+            values = stack_inputs(analyzer, sample.path)
         except PixelsleuthError:
             failed += 1
             continue

@@ -214,6 +214,17 @@ def feature_values(evidence: Sequence[Evidence]) -> dict[str, float]:
     return values
 
 
+def stack_inputs(analyzer: Any, path: str | Path) -> dict[str, float]:
+    """The stack's inputs for one image file, as `scan` computes them (an `Analyzer`'s evidence).
+
+    Raises:
+        PixelsleuthError: the file cannot be read as an image.
+    """
+    from pixelsleuth.intake import load_image
+
+    return feature_values(analyzer.evidence(load_image(path)))
+
+
 def fused_evidence(stacker: Stacker, evidence: Sequence[Evidence]) -> Evidence | None:
     """One evidence item for the fused score at the stacker's operating point; None when no input spoke."""
     values = feature_values(evidence)
