@@ -57,7 +57,7 @@ from torch import nn
 from pixelsleuth.detectors.base import Detector
 from pixelsleuth.detectors.budget import DEFAULT_PIXEL_BUDGET, PixelBudget, tile_origins
 from pixelsleuth.detectors.card import ModelCard, Preprocessing
-from pixelsleuth.detectors.npr import ImageTooSmallError
+from pixelsleuth.detectors.npr import refuse_smaller_than
 from pixelsleuth.detectors.registry import register_detector
 from pixelsleuth.detectors.runtime import Precision, Runtime
 from pixelsleuth.errors import UsageError
@@ -322,11 +322,7 @@ class FSDDetector(Detector):
 
     def check_input(self, prepared: np.ndarray, original: np.ndarray) -> None:
         """Refuse images under `min_side` on a side (ImageTooSmallError)."""
-        if min(prepared.shape[:2]) < self.min_side:
-            raise ImageTooSmallError(
-                f"FSD needs images of at least {self.min_side} x {self.min_side} pixels; this one is "
-                f"{original.shape[1]} x {original.shape[0]} (width x height)"
-            )
+        refuse_smaller_than(prepared, original, self.min_side, detector="FSD")
 
     def inference_logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits of `model` as it is: no batch norm to fold, and the least squares stay in float32."""

@@ -61,6 +61,18 @@ class ImageTooSmallError(PixelsleuthError):
     type = "image_too_small"
 
 
+def refuse_smaller_than(
+    prepared: np.ndarray, original: np.ndarray, minimum: int, *, detector: str, why: str = ""
+) -> None:
+    """Raise ImageTooSmallError when the prepared image has a side under `minimum` (the message names
+    the original's size, and `why` the reason for the minimum)."""
+    if min(prepared.shape[:2]) < minimum:
+        raise ImageTooSmallError(
+            f"{detector} needs images of at least {minimum} x {minimum} pixels{why}; this one is "
+            f"{original.shape[1]} x {original.shape[0]} (width x height)"
+        )
+
+
 def npr_residual(images: torch.Tensor) -> torch.Tensor:
     """The neighbouring-pixel residual ``x - up(down(x))`` (nearest neighbour, factor 1/2).
 
@@ -218,12 +230,9 @@ class NPRDetector(Detector):
             ...
             pixelsleuth.detectors.npr.ImageTooSmallError: NPR needs images of at least 32 x 32 pixels ...
         """
-        height, width = prepared.shape[:2]
-        if min(height, width) < self.min_side:
-            raise ImageTooSmallError(
-                f"NPR needs images of at least {self.min_side} x {self.min_side} pixels after cropping to "
-                f"even sizes; this one is {original.shape[1]} x {original.shape[0]} (width x height)"
-            )
+        refuse_smaller_than(
+            prepared, original, self.min_side, detector="NPR", why=" after cropping to even sizes"
+        )
 
     @torch.inference_mode()
     def predict_map(
@@ -306,4 +315,5 @@ __all__ = [
     "count_parameters",
     "default_card",
     "npr_residual",
+    "refuse_smaller_than",
 ]

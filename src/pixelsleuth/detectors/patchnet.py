@@ -38,7 +38,7 @@ from torch import nn
 
 from pixelsleuth.detectors.base import Detector, PatchMap, prepare
 from pixelsleuth.detectors.card import IMAGENET_STD, ModelCard, Preprocessing
-from pixelsleuth.detectors.npr import ImageTooSmallError
+from pixelsleuth.detectors.npr import refuse_smaller_than
 from pixelsleuth.detectors.registry import register_detector
 from pixelsleuth.detectors.runtime import Precision, Runtime
 from pixelsleuth.errors import UsageError
@@ -290,12 +290,7 @@ class PatchNetDetector(Detector):
             ...
             pixelsleuth.detectors.npr.ImageTooSmallError: PatchNet needs images of at least 32 x 32 pixels ...
         """
-        height, width = prepared.shape[:2]
-        if min(height, width) < self.patch:
-            raise ImageTooSmallError(
-                f"PatchNet needs images of at least {self.patch} x {self.patch} pixels (one patch); "
-                f"this one is {original.shape[1]} x {original.shape[0]} (width x height)"
-            )
+        refuse_smaller_than(prepared, original, self.patch, detector="PatchNet", why=" (one patch)")
 
     @torch.inference_mode()
     def predict_map(
