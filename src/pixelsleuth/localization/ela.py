@@ -19,12 +19,10 @@ Example:
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
+from pixelsleuth.bench.perturb import jpeg
 from pixelsleuth.localization.record import (
     ForensicMap,
     block_view,
@@ -40,11 +38,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 def recompressed(image: np.ndarray, quality: int) -> np.ndarray:
     """The image saved as a baseline JPEG at `quality` (4:4:4, so chroma subsampling adds no error)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=int(quality), subsampling=0)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB"))
+    return jpeg(image, quality, subsampling="4:4:4")
 
 
 def block_error_levels(image: np.ndarray, quality: int = 90) -> np.ndarray:
@@ -89,8 +83,7 @@ def ela(image: np.ndarray, quality: int = 90, *, saturation: float = 4.0) -> For
             "no region recompresses differently from the rest."
         )
         return ForensicMap(METHOD, heat, score, reading, None, data)
-    rows = slice(region.top // BLOCK, -(-region.bottom // BLOCK))
-    cols = slice(region.left // BLOCK, -(-region.right // BLOCK))
+    rows, cols = region.block_slices(BLOCK)
     times = float(np.median(levels[rows, cols]) + 0.05) / (floor + 0.05)
     data["region_error_ratio"] = round(times, 2)
     reading = (

@@ -79,8 +79,7 @@ def jpeg_ghost(
     if region is None or score < 0.5:
         reading = "No region shows a JPEG ghost: no part was compressed at another quality than the rest."
         return ForensicMap(METHOD, heat, score, reading, None, data)
-    rows = slice(region.top // block, -(-region.bottom // block))
-    cols = slice(region.left // block, -(-region.right // block))
+    rows, cols = region.block_slices(block)
     quality = int(qualities[int(np.argmax(dips[:, rows, cols].mean(axis=(1, 2))))])
     data["ghost_quality"] = quality
     reading = (

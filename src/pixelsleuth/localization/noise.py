@@ -89,8 +89,7 @@ def noise_inconsistency(image: np.ndarray, block: int = 32, *, saturation: float
     if region is None or score < 0.5:
         reading = "The noise level is consistent across the image: no region stands out."
         return ForensicMap(METHOD, heat, score, reading, None, data)
-    rows = slice(region.top // block, -(-region.bottom // block))
-    cols = slice(region.left // block, -(-region.right // block))
+    rows, cols = region.block_slices(block)
     inside = readable[rows, cols]
     ratio = float(np.exp(np.median(logs[rows, cols][inside]) - typical)) if inside.any() else 1.0
     data["region_noise_ratio"] = round(ratio, 2)

@@ -42,6 +42,13 @@ class Region:
     def area(self) -> int:
         return (self.right - self.left) * (self.bottom - self.top)
 
+    def block_slices(self, block: int) -> tuple[slice, slice]:
+        """(rows, cols) of a per-block grid that the box touches."""
+        return (
+            slice(self.top // block, -(-self.bottom // block)),
+            slice(self.left // block, -(-self.right // block)),
+        )
+
     def words(self) -> str:
         return f"x {self.left}–{self.right}, y {self.top}–{self.bottom}"
 
