@@ -70,11 +70,9 @@ def detector_metrics(fused: dict[str, Any], scorer: str) -> list[Metric]:
 
 def leave_out_summary(folder: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for name in ("leaveout.json",):
-        path = folder / name
-        if path.is_file():
-            report = json.loads(path.read_text())
-            summary["command"] = report.get("command")
+    report = folder / "leaveout.json"
+    if report.is_file():
+        summary["command"] = json.loads(report.read_text()).get("command")
     for variant in ("png", "jpeg90"):
         table = folder / f"leaveout-{variant}.md"
         if table.is_file():

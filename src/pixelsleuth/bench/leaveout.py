@@ -136,7 +136,7 @@ FeatureFunction = Callable[[Sequence[str]], dict[str, dict[str, float]]]
 
 
 def analyzer_features(detectors: Sequence[str], *, spectral: bool = True) -> FeatureFunction:
-    """Stack inputs of each path, computed as `pixelsleuth scan` does (`feature_values` of its evidence)."""
+    """Stack inputs of each path, computed as `pixelsleuth scan` does (`stack_inputs`)."""
     from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
     from pixelsleuth.verdict.stack import stack_inputs
 
