@@ -70,7 +70,7 @@ def _rank(relpath: str) -> str:
 
 
 def manip_split(relpath: str, dataset_members: list[str] | None = None) -> str:
-    """"heldout" or "train" for one relpath among its dataset's members (itself alone by default)."""
+    """ "heldout" or "train" for one relpath among its dataset's members (itself alone by default)."""
     members = sorted(set(dataset_members or [relpath]) | {relpath}, key=_rank)
     held = math.ceil(len(members) / 2)
     return "heldout" if members.index(relpath) < held else "train"
@@ -94,7 +94,9 @@ def read_manifest(manifest: Path, root: Path) -> list[LocalizationSample]:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     missing = {"relpath", "label", "dataset"} - set(rows[0] if rows else {})
     if missing:
-        raise UsageError(f"{manifest} is not a localization manifest: it lacks the column(s) {sorted(missing)}")
+        raise UsageError(
+            f"{manifest} is not a localization manifest: it lacks the column(s) {sorted(missing)}"
+        )
     masks: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         if row["label"] == "mask":
@@ -125,9 +127,11 @@ def read_manifest(manifest: Path, root: Path) -> list[LocalizationSample]:
             forgeries = [pair for pair in row.get("pair", "").split(";") if pair]
             if forgeries:
                 # Held out when any forgery of this original is: the photo must not train anything measured.
-                split = "heldout" if any(
-                    manip_split(pair, members[dataset]) == "heldout" for pair in forgeries
-                ) else "train"
+                split = (
+                    "heldout"
+                    if any(manip_split(pair, members[dataset]) == "heldout" for pair in forgeries)
+                    else "train"
+                )
             else:
                 split = manip_split(relpath)
             samples.append(LocalizationSample(root / relpath, None, dataset, "none", False, split, relpath))
