@@ -231,7 +231,7 @@ def adq(
         )
         return ForensicMap(METHOD, np.zeros(shape, np.float32), 0.0, reading, None, data)
     if per_block < min_gain_per_block:
-        reading = "The image shows no trace of a second JPEG compression, so no block stands out as compressed once."
+        reading = "The image shows no trace of a second JPEG compression: no block stands out as saved once."
         return ForensicMap(METHOD, np.zeros(shape, np.float32), 0.0, reading, None, data)
 
     share = float(np.median([f.share for f in fits if f.gain > 0]))
