@@ -57,7 +57,7 @@ class LocalizationSample:
     dataset: str
     manipulation: str = "unknown"
     invert_mask: bool = False
-    split: str = "heldout"
+    split: str = ""  # "train" or "heldout" in the manip manifest; "" where a set has no split
     relpath: str = ""
 
     @property
@@ -161,17 +161,19 @@ def _mask_for(image: Path, mask_dirs: list[Path]) -> Path | None:
     return None
 
 
-def discover_pairs(folder: Path) -> list[LocalizationSample]:
+def discover_pairs(folder: Path, root: Path | None = None) -> list[LocalizationSample]:
     """Image/mask pairs and genuine images under `folder` in any layout the module docstring lists.
+
+    A manifest's relpaths are read relative to `root` (default: the manifest's folder).
 
     Raises:
         UsageError: nothing usable was found, with what was looked for.
     """
     folder = Path(folder)
     if folder.is_file() and folder.suffix == ".tsv":
-        return read_manifest(folder, folder.parent)
+        return read_manifest(folder, root or folder.parent)
     if (folder / "manifest.tsv").is_file():
-        return read_manifest(folder / "manifest.tsv", folder)
+        return read_manifest(folder / "manifest.tsv", root or folder)
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder or a manifest.tsv")
     samples: list[LocalizationSample] = []
@@ -214,3 +216,49 @@ def load_truth(sample: LocalizationSample) -> np.ndarray | None:
         values = np.asarray(image.convert("L"))
     truth = truth_mask(values)
     return ~truth if sample.invert_mask else truth
+
+
+def genuine_samples(folder: Path, dataset: str | None = None) -> list[LocalizationSample]:
+    """Every image under `folder` (recursively) as a genuine sample of `dataset` (the folder's name)."""
+    from pixelsleuth.outputs.collect import collect_paths
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder of genuine images")
+    files, _ = collect_paths([str(folder)])
+    name = dataset or f"genuine:{folder.name}"
+    return [LocalizationSample(path, None, name, "none", relpath=str(path)) for path in files]
+
+
+def gather_samples(
+    data: list[Path],
+    genuine: list[Path],
+    split: str = "heldout",
+    limit: int | None = None,
+    root: Path | None = None,
+) -> list[LocalizationSample]:
+    """The samples of every localization set in `data` (of a manifest with a split: those of `split`,
+    or "all") and of every genuine folder, at most `limit` per dataset (the first ones in a stable order).
+
+    Raises:
+        UsageError: an unknown split, or nothing found.
+    """
+    if split not in ("train", "heldout", "all"):
+        raise UsageError(f"--split must be train, heldout or all, not {split!r}")
+    samples: list[LocalizationSample] = []
+    for folder in data:
+        found = discover_pairs(folder, root)
+        samples += [sample for sample in found if split == "all" or sample.split in (split, "")]
+    for folder in genuine:
+        samples += genuine_samples(folder)
+    if limit is not None:
+        counts: dict[str, int] = defaultdict(int)
+        kept = []
+        for sample in samples:
+            counts[f"{sample.dataset}/{sample.genuine}"] += 1
+            if counts[f"{sample.dataset}/{sample.genuine}"] <= limit:
+                kept.append(sample)
+        samples = kept
+    if not samples:
+        raise UsageError("no images to measure: check the --data and --genuine folders and --split")
+    return samples

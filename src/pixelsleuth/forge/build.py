@@ -402,7 +402,7 @@ def _forge_folders(task: _FolderTask) -> _FolderResult:
     return _FolderResult(lines.getvalue(), report.counts, report.notes, report.files, report.bytes)
 
 
-def _one_torch_thread() -> None:
+def one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -419,7 +419,7 @@ def _run_folder_tasks(tasks: Sequence[_FolderTask], workers: int) -> Iterator[_F
 
     context = get_context("spawn")
     size = min(workers, len(tasks))
-    with ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_one_torch_thread) as pool:
+    with ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=one_torch_thread) as pool:
         yield from pool.map(_forge_folders, tasks)
 
 

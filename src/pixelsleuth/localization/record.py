@@ -49,6 +49,9 @@ class Region:
             slice(self.left // block, -(-self.right // block)),
         )
 
+    def to_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
     def words(self) -> str:
         return f"x {self.left}–{self.right}, y {self.top}–{self.bottom}"
 

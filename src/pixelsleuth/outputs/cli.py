@@ -264,10 +264,13 @@ def _register_research_commands() -> None:
     # The research workflow lives in train/ and bench/; its commands join the one CLI here.
     from pixelsleuth.bench.command import evaluate_command, generalization_command, robustness_command
     from pixelsleuth.bench.leaveout_command import leave_out_command
+    from pixelsleuth.bench.localization_command import evaluate_localization_command
     from pixelsleuth.detectors.command import calibrate_command, convert_command, export_onnx_command
     from pixelsleuth.detectors.fsd_command import attribute_command, fit_fsd_command
     from pixelsleuth.forge.command import forge_command
+    from pixelsleuth.localization.command import fit_localization_command, localize_command
     from pixelsleuth.train.command import train_command
+    from pixelsleuth.train.localizer_command import train_localizer_command
     from pixelsleuth.verdict.command import fit_fusion_command
 
     app.command("convert")(convert_command)
@@ -277,9 +280,13 @@ def _register_research_commands() -> None:
     app.command("attribute")(attribute_command)
     app.command("forge")(forge_command)
     app.command("train")(train_command)
+    app.command("train-localizer")(train_localizer_command)
     app.command("fit-fusion")(fit_fusion_command)
     app.command("evaluate")(evaluate_command)
     app.command("robustness")(robustness_command)
+    app.command("localize")(localize_command)
+    app.command("fit-localization")(fit_localization_command)
+    app.command("evaluate-localization")(evaluate_localization_command)
     benchmark_app = typer.Typer(
         name="benchmark",
         help="Benchmark protocols that train and measure detectors (cross-generator generalisation).",
