@@ -67,7 +67,7 @@ def evaluate_localization_command(
     from pixelsleuth.localization.fuse import LocalizationFusion
     from pixelsleuth.localization.methods import parse_methods
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         samples = gather_samples(list(data), list(genuine or []), split, limit, root)
         card = (
@@ -87,7 +87,7 @@ def evaluate_localization_command(
         if index % 25 == 0:
             err.print(f"{index}/{len(samples)}", highlight=False)
     summary = summarise(results)
-    Console().print(format_summary(summary), highlight=False, markup=False, soft_wrap=True)
+    Console(soft_wrap=True).print(format_summary(summary), highlight=False, markup=False)
     if output is not None:
         rows = [
             {key: value for key, value in asdict(r).items() if key not in ("pixels", "pixel_labels")}

@@ -57,7 +57,7 @@ def localize_command(
     from pixelsleuth.localization.render import output_stem, write_localization
     from pixelsleuth.outputs.collect import collect_paths
 
-    out, err = Console(), Console(stderr=True)
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
         card = LocalizationFusion.load(fusion)
         if threshold is not None:
@@ -95,9 +95,9 @@ def localize_command(
             continue
         if json_lines:
             record["files"] = {kind: str(where) for kind, where in written.items()}
-            out.print(json.dumps(record, ensure_ascii=False), highlight=False, markup=False, soft_wrap=True)
+            out.print(json.dumps(record, ensure_ascii=False), highlight=False, markup=False)
         else:
-            out.print(f"{path}: {found.reading}", highlight=False, markup=False, soft_wrap=True)
+            out.print(f"{path}: {found.reading}", highlight=False, markup=False)
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 
@@ -130,7 +130,7 @@ def fit_localization_command(
     from pixelsleuth.localization.fuse import LocalizationFusion
     from pixelsleuth.localization.methods import parse_methods
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         names = parse_methods(methods)
         samples = gather_samples(list(data), list(genuine or []), split, limit, root)
