@@ -297,7 +297,7 @@ def _ramp(length: int, start: int, total: int, overlap: int) -> np.ndarray:
 def _padded(tile: np.ndarray) -> tuple[torch.Tensor, int, int]:
     height, width = tile.shape[:2]
     pad_bottom, pad_right = (-height) % MULTIPLE, (-width) % MULTIPLE
-    tensor = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].float()
+    tensor = torch.from_numpy(np.array(tile, dtype=np.float32)).permute(2, 0, 1)[None]
     if pad_bottom or pad_right:
         mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
         tensor = F.pad(tensor, (0, pad_right, 0, pad_bottom), mode=mode)

@@ -362,6 +362,8 @@ def train_localizer(
             stopped_by_wall = True
             break
         progress = spent / config.seconds if config.seconds > 0 else 1.0
+        if config.wall_limit is not None:  # anneal in time even when the wall clock ends the run
+            progress = max(progress, (time.perf_counter() - wall_train) / config.wall_limit)
         lr = (
             config.lr
             * min(1.0, (step + 1) / warmup)
@@ -380,6 +382,8 @@ def train_localizer(
         optimizer.step()
         window.append(parts["total"])
         step += 1
+        if step == 1 and log is not None:
+            log(f"step 1: loss {parts['total']:.4f}, sources {sources.described}")
         if len(window) == 50:
             losses.append(float(np.mean(window)))
             window = []
