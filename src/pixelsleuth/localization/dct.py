@@ -4,7 +4,7 @@ A JPEG file stores, per 8 x 8 block of luminance (minus 128), the 2-D DCT-II coe
 the quantization table and rounded. Decoding and re-computing the same DCT on the same grid gives back
 those multiples of the table up to rounding noise (a fraction of a grey level), which is what the
 double-JPEG (`adq`) and grid (`grid`) maps read. The transform is the orthonormal DCT, which is JPEG's
-scaling; blocks are computed as one matrix product over a block view, a band of rows at a time.
+scaling; blocks are computed as one matrix product over a block view, a band of block rows at a time.
 
 Example:
     >>> import numpy as np
@@ -41,6 +41,7 @@ def dct_matrix(size: int = BLOCK) -> np.ndarray:
 
 
 _D = dct_matrix()
+KRON = np.kron(_D, _D)  # the 2-D DCT of a row-major flattened 8 x 8 block, as one 64 x 64 matrix
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
@@ -58,11 +59,13 @@ def block_dct(luma: np.ndarray, origin: tuple[int, int] = (0, 0), band: int = 25
     """
     top, left = origin
     view = block_view(luma[top:, left:], BLOCK)
-    out = np.empty(view.shape, np.float32)
-    for start in range(0, view.shape[0], band):
-        part = view[start : start + band].astype(np.float32) - 128.0
-        out[start : start + band] = _D @ part @ _D.T
-    return out
+    rows, cols = view.shape[:2]
+    out = np.empty((rows, cols, BLOCK * BLOCK), np.float32)
+    for start in range(0, rows, band):
+        part = view[start : start + band].astype(np.float32).reshape(-1, BLOCK * BLOCK) - 128.0
+        # One 64 x 64 product per block (a single BLAS call) is faster than two batched 8 x 8 products.
+        out[start : start + band] = (part @ KRON.T).reshape(-1, cols, BLOCK * BLOCK)
+    return out.reshape(rows, cols, BLOCK, BLOCK)
 
 
 def clipped_blocks(image: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:

@@ -36,13 +36,12 @@ import numpy as np
 from scipy import ndimage
 from scipy.stats import binom
 
-from pixelsleuth.localization.dct import BLOCK, dct_matrix, luminance
+from pixelsleuth.localization.dct import BLOCK, KRON, luminance
 from pixelsleuth.localization.record import ForensicMap, Region, block_view, blocks_to_pixels, check_rgb
 
 METHOD = "jpeg-grid"
 ORIGINS = BLOCK * BLOCK
 _NO_VOTE = ORIGINS  # the label of cells and pixels without a vote
-_KRON = np.kron(dct_matrix(), dct_matrix())  # the 2-D DCT of a flattened 8 x 8 block, as one 64 x 64 product
 
 
 def zero_counts(luma: np.ndarray, band: int = 128) -> np.ndarray:
@@ -57,7 +56,7 @@ def zero_counts(luma: np.ndarray, band: int = 128) -> np.ndarray:
             out = counts[row::BLOCK, col::BLOCK]
             for start in range(0, rows, band):
                 part = np.ascontiguousarray(blocks[start : start + band]).reshape(-1, ORIGINS)
-                coefficients = part @ _KRON.T
+                coefficients = part @ KRON.T
                 np.abs(coefficients, out=coefficients)
                 zeros = (coefficients < 0.5).view(np.uint8).sum(axis=1, dtype=np.uint8)
                 out[start : start + band, :cols] = zeros.reshape(-1, cols)
