@@ -206,7 +206,7 @@ def count_parameters(model: nn.Module) -> int:
 
     Example:
         >>> count_parameters(Localizer())
-        122202
+        66666
     """
     return sum(parameter.numel() for parameter in model.parameters())
 
