@@ -47,12 +47,18 @@ TOLERANCE = 4.0  # RANSAC reprojection tolerance in pixels
 CELL = 8  # inliers in one CELL x CELL cell count once
 AGREEMENT = 0.5  # residual correlation above which a pixel's neighbourhood matches its counterpart
 WINDOW = 9  # side of the neighbourhood compared in verification
+NUDGES = ((3.0, 0.0), (0.0, 3.0), (2.0, 2.0), (2.0, -2.0))
+SPECIFICITY = 0.3  # how much better the exact transform must agree than any nudged one
 INTENSITY_TOLERANCE = 12.0  # mean absolute grey-level difference allowed between copy and source
-MIN_AREA_FRACTION = 0.0005  # smallest verified copy, as a share of the image (and at least 64 px)
+MIN_AREA_FRACTION = 0.001  # smallest verified copy, as a share of the image (and at least 64 px)
+FLOOR = -300.0
+MIN_COVERED = 0.2  # share of the copy keypoints' hull that must verify
+OPENING = 11  # agreeing areas narrower than this are dropped: spurs along edges, not copies
 
 
 def log10_nfa(trials: int, successes: int, probability: float, tests: float) -> float:
-    """log10 of the expected number of chance events this strong: tests x P(Binomial(trials, p) >= k).
+    """log10 of the expected number of chance events this strong: tests x P(Binomial(trials, p) >= k),
+    floored at -300 (beyond what floating point resolves).
 
     >>> round(log10_nfa(100, 10, 0.001, 1e4), 1)
     -12.8
@@ -60,7 +66,7 @@ def log10_nfa(trials: int, successes: int, probability: float, tests: float) -> 
     if successes <= 0:
         return math.log10(max(tests, 1.0))
     tail = binom.logsf(successes - 1, trials, probability) / math.log(10)
-    return float(math.log10(max(tests, 1.0)) + tail)
+    return max(float(math.log10(max(tests, 1.0)) + tail), FLOOR)
 
 
 def _keypoints(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +141,15 @@ def verify_transform(
     warped = cv2.warpAffine(fine, affine, (width, height), flags=cv2.INTER_LINEAR)
     inside = cv2.warpAffine(np.ones_like(fine), affine, (width, height), flags=cv2.INTER_NEAREST) > 0
     correlation, spread = _local_correlation(fine, warped, window)
+    # Noise matches at one exact offset only. A straight edge or a smooth ramp matches itself slid along
+    # its length too: where nudging the transform by NUDGE pixels in some direction keeps the agreement,
+    # the agreement is structure, not a copy.
+    specific = np.full(fine.shape, True)
+    for nudge_x, nudge_y in NUDGES:
+        nudged = affine.astype(np.float32).copy()
+        nudged[:, 2] += (nudge_x, nudge_y)
+        warped_nudged = cv2.warpAffine(fine, nudged, (width, height), flags=cv2.INTER_LINEAR)
+        specific &= _local_correlation(fine, warped_nudged, window)[0] < correlation - SPECIFICITY
     # The residual of an edge reaches a few pixels past it; the intensities keep the mask on the copy.
     values = gray.astype(np.float32)
     moved_values = cv2.warpAffine(values, affine, (width, height), flags=cv2.INTER_LINEAR)
@@ -144,8 +159,8 @@ def verify_transform(
     back_y = inverse[1, 0] * cols + inverse[1, 1] * rows + inverse[1, 2]
     moved = np.hypot(back_x - cols, back_y - rows) >= min_distance
     # A neighbourhood without any residual (saturated or perfectly flat) agrees with anything.
-    agree = ((correlation > agreement) & (spread > 0.3) & close & inside & moved).astype(np.uint8)
-    agree = cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((7, 7), np.uint8))  # no thin spurs along edges
+    agree = ((correlation > agreement) & specific & (spread > 0.3) & close & inside & moved).astype(np.uint8)
+    agree = cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((OPENING, OPENING), np.uint8))
     agree = _fill_holes(cv2.morphologyEx(agree, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(agree, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= (
@@ -172,6 +187,19 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return (outside != 2)[1:-1, 1:-1].astype(np.uint8)
 
 
+def _copy_side(
+    fine: np.ndarray, affine: np.ndarray, copy: np.ndarray, source: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(affine, copy, source) with the copy being the resampled side where the transform rotates or
+    scales: resampling smooths, so the copy has the weaker fine residual. A pure shift says nothing and
+    keeps the left-to-right order."""
+    if np.abs(affine[:, :2] - np.eye(2)).max() < 0.02:
+        return affine, copy, source
+    if np.square(fine[copy]).mean() <= np.square(fine[source]).mean():
+        return affine, copy, source
+    return cv2.invertAffineTransform(affine), source, copy
+
+
 def _cells(points: np.ndarray) -> int:
     return len(np.unique(np.floor(points / CELL).astype(np.int64), axis=0))
 
@@ -183,12 +211,13 @@ def mask_box(mask: np.ndarray) -> Region:
     return Region(int(left), int(top), int(left + box_width), int(top + box_height), 1.0)
 
 
-def copy_move(image: np.ndarray, *, min_inliers: int = 8, min_distance: float = 20.0) -> ForensicMap:
+def copy_move(image: np.ndarray, *, min_inliers: int = 4, min_distance: float = 20.0) -> ForensicMap:
     """Find a region of the image copied to another place in it (moved, possibly rotated or scaled).
 
     Returns:
-        A `ForensicMap`: ``map`` is 1 on the verified copy (the right-hand or lower one of the pair; which
-        of the two was the original cannot be told), ``data["source_map"]`` the same for its source
+        A `ForensicMap`: ``map`` is 1 on the verified copy (the resampled one where the transform rotates
+        or scales, else the right-hand or lower one of the pair: a pure shift does not tell which of the
+        two was the original), ``data["source_map"]`` the same for its source
         (``map`` and ``source_map`` together are what copy-move ground truths marking both hold),
         ``score`` = min(1, inliers / (2 x min_inliers)), ``region`` the copy, ``data["source"]`` the
         source box, ``data["shift"]`` the translation, ``data["log10_nfa"]`` the a-contrario strength.
@@ -233,7 +262,10 @@ def copy_move(image: np.ndarray, *, min_inliers: int = 8, min_distance: float = 
         if cells < min_inliers or nfa >= 0:
             break
         copy, source = verify_transform(gray, fine, transform, min_distance=min_distance, seeds=copies[keep])
-        if copy.any():
+        # A copy agrees over most of the area its keypoints span; honestly repeated objects only in spots.
+        span = cv2.contourArea(cv2.convexHull(copies[keep].astype(np.float32)))
+        if copy.any() and copy.sum() >= MIN_COVERED * span:
+            transform, copy, source = _copy_side(fine, transform, copy, source)
             found.append((count, cells, nfa, transform, copy, source))
     data["log10_nfa"] = None if math.isinf(strongest_nfa) else round(strongest_nfa, 2)
     if not found:

@@ -50,7 +50,9 @@ WORK_PIXELS = 1_500_000
 NEIGHBOURS = 8
 QUANTUM = 2.0  # grey levels per quantisation step of a coefficient
 CLOSE = 1.5  # largest mean coefficient difference (grey levels) of two matching blocks
-CANDIDATES = 5  # shifts verified per image, strongest votes first
+CANDIDATES = 5  # most shifts verified per image, strongest votes first
+MAX_CHECKED = 100  # most vote peaks checked (cheaply, on a sample of their blocks) per image
+SAMPLE = 64  # blocks of a peak whose residuals are checked against their copies
 MIN_AGREEING = 4  # voting blocks whose residual must agree with their copy's before the region is verified
 
 
@@ -181,37 +183,39 @@ def dense_copy_move(image: np.ndarray, *, min_offset: float = 32.0, min_votes: i
     # Full-resolution top-left corners of the blocks (same centres as in the working copy).
     full_corners = np.round((corners + BLOCK / 2) / scale - BLOCK / 2).astype(np.int64)
     full_corners = np.clip(full_corners, 0, [width - BLOCK, height - BLOCK])
-    votes = np.zeros((bins_y, bins_x), np.int64)
-    np.add.at(votes, (bin_y, bin_x), 1)
+    # A block in a smooth area matches many others (a ramp matches itself along its contour lines); a
+    # block of a copy matches its twin. Each pair votes 1 / the larger number of matches of its blocks.
+    degree = np.bincount(first, minlength=len(corners)) + np.bincount(second, minlength=len(corners))
+    weight = 1.0 / np.maximum(degree[first], degree[second])
+    votes = np.bincount(bin_y * bins_x + bin_x, weights=weight, minlength=bins_y * bins_x)
     # A copy off the stride lattice splits its votes among neighbouring bins: count 3 x 3 bins together.
     pooled = cv2.boxFilter(
-        votes.astype(np.float32), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT
-    )
+        votes.reshape(bins_y, bins_x).astype(np.float32), -1, (3, 3), normalize=False,
+        borderType=cv2.BORDER_CONSTANT,
+    )  # fmt: skip
+    peaks = (pooled >= cv2.dilate(pooled, np.ones((5, 5), np.uint8))) & (pooled >= min_votes)
+    ranked = sorted(zip(pooled[peaks].tolist(), *np.nonzero(peaks), strict=True), reverse=True)[:MAX_CHECKED]
     chance = 9.0 / (bins_x * bins_y)
+    trials = max(round(float(weight.sum())), 1)
     fine = residual(gray)
     found = []
     strongest_nfa = math.inf
-    for flat_index in np.argsort(pooled.ravel())[::-1][: CANDIDATES * 9]:
+    for pooled_votes, row, col in ranked:
         if len(found) >= CANDIDATES:
             break
-        row, col = divmod(int(flat_index), bins_x)
-        count = int(pooled[row, col])
-        if count < min_votes:
-            break
-        if any(abs(row - r) <= 1 and abs(col - c) <= 1 for r, c, *_ in found):
-            continue
-        nfa = log10_nfa(len(first), count, chance, bins_x * bins_y)
+        count = round(pooled_votes)
+        nfa = log10_nfa(trials, count, chance, bins_x * bins_y)
         strongest_nfa = min(strongest_nfa, nfa)
         if nfa >= 0:
             break
         voters = np.flatnonzero((np.abs(bin_y - row) <= 1) & (np.abs(bin_x - col) <= 1))
-        sample = voters[np.linspace(0, len(voters) - 1, min(len(voters), 256)).astype(int)]
+        sample = voters[np.argsort(-weight[voters], kind="stable")[:SAMPLE]]
         # Cheap check first: the fine residuals of the voting blocks and of their copies must agree.
         reach = math.ceil(stride / scale / 2) + 1
         shift, agree = _refine(
             fine, full_corners[first[sample]], np.median(shifts[sample], axis=0) / scale, reach, AGREEMENT
         )
-        if any(np.array_equal(shift, item[4]) for item in found) or agree.sum() < MIN_AGREEING:
+        if any(np.array_equal(shift, item[2]) for item in found) or agree.sum() < MIN_AGREEING:
             continue
         source_corners = full_corners[first[sample[agree]]]
         box = (
@@ -222,15 +226,15 @@ def dense_copy_move(image: np.ndarray, *, min_offset: float = 32.0, min_votes: i
         )
         copy_centres = source_corners + shift + BLOCK // 2
         copy, source = _verify_in_crop(gray, fine, box, shift, min_offset, copy_centres)
-        found.append((row, col, count, nfa, shift, copy, source))
+        found.append((count, nfa, shift, copy, source))
     data["log10_nfa"] = None if math.isinf(strongest_nfa) else round(strongest_nfa, 2)
-    found = [item for item in found if item[5].any()]
+    found = [item for item in found if item[3].any()]
     if not found:
         return ForensicMap(METHOD, heat, 0.0, nothing, None, data)
     for *_, copy, source in found:
         heat[copy] = 1.0
         source_heat[source] = 1.0
-    _, _, count, nfa, shift, copy, source = max(found, key=lambda item: item[5].sum())
+    count, nfa, shift, copy, source = max(found, key=lambda item: item[3].sum())
     copy_box, source_box = mask_box(copy), mask_box(source)
     data.update(
         {
