@@ -253,6 +253,18 @@ def load_localizer(path: str | Path | None = None) -> Localizer:
     return model.eval()
 
 
+_CACHE: dict[tuple[str, int], Localizer] = {}
+
+
+def _embedded() -> Localizer:
+    """The embedded localizer, loaded once per version of the file (its modification time)."""
+    key = (str(WEIGHTS), WEIGHTS.stat().st_mtime_ns if WEIGHTS.is_file() else 0)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_localizer()
+    return _CACHE[key]
+
+
 def load_card(path: str | Path | None = None) -> ModelCard | None:
     """The model card beside the weights, or None when there is none."""
     card = card_path_for(Path(path) if path is not None else WEIGHTS)
@@ -353,7 +365,7 @@ def learned_map(
         MissingLocalizerWeightsError: no model given and no embedded weights.
     """
     array = check_rgb(image, minimum=MINIMUM, method="The learned localizer")
-    model = model if model is not None else load_localizer()
+    model = model if model is not None else _embedded()
     heat = predict_probabilities(array, model, tile=tile, overlap=overlap)
     score = image_score(heat)
     region = strongest_region(heat, 0.5)
