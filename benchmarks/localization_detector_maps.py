@@ -114,7 +114,7 @@ def compute_maps(image: np.ndarray, names: list[str], fsd_stride: int) -> dict[s
     maps: dict[str, ForensicMap] = {}
     for name in names:
         if name == "spectral":
-            maps[name] = spectral_window_map(image)
+            maps[name] = spectral_window_map(image, window=EMBEDDED_WINDOWS["spectral"])
         else:
             window = EMBEDDED_WINDOWS.get(name, 128)
             stride = fsd_stride if name == "fsd" else window // 2
