@@ -151,9 +151,12 @@ def verify_transform(
         warped_nudged = cv2.warpAffine(fine, nudged, (width, height), flags=cv2.INTER_LINEAR)
         specific &= _local_correlation(fine, warped_nudged, window)[0] < correlation - SPECIFICITY
     # The residual of an edge reaches a few pixels past it; the intensities keep the mask on the copy.
+    # Their difference is taken less its local mean, so that a copy made brighter or darker still counts.
     values = gray.astype(np.float32)
     moved_values = cv2.warpAffine(values, affine, (width, height), flags=cv2.INTER_LINEAR)
-    close = cv2.blur(np.abs(values - moved_values), (5, 5)) < INTENSITY_TOLERANCE
+    difference = values - moved_values
+    difference -= cv2.blur(difference, (15, 15))
+    close = cv2.blur(np.abs(difference), (5, 5)) < INTENSITY_TOLERANCE
     cols, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     back_x = inverse[0, 0] * cols + inverse[0, 1] * rows + inverse[0, 2]
     back_y = inverse[1, 0] * cols + inverse[1, 1] * rows + inverse[1, 2]
