@@ -17,11 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from pixelsleuth.bench.locset import LocalizationSample, load_truth
 from pixelsleuth.bench.metrics import roc_auc
 from pixelsleuth.localization.fuse import LocalizationFusion, fuse_maps, image_features, pixel_stack
 from pixelsleuth.localization.metrics import localization_metrics
+from pixelsleuth.localization.record import ForensicMap, Region
 
 PIXEL_KEYS = ("f1", "iou", "mcc", "auc", "best_f1")
 FUSED, FUSED_MAP = "fused", "fused-map"
@@ -53,17 +56,88 @@ class SampleResult:
     error: str | None = None
 
 
+class MapCache:
+    """Maps already computed, on disk: one .npz per (image content, map name, what the map depends on).
+
+    What a map depends on is its module's source and the files it reads (`methods.map_dependencies`);
+    a change to either computes it again. The map is kept as float16 (enough for every metric here).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._versions: dict[str, str] = {}
+
+    def _version(self, method: str) -> str:
+        if method not in self._versions:
+            from pixelsleuth.localization.methods import map_dependencies
+
+            digest = hashlib.sha256(method.encode())
+            for path in map_dependencies(method):
+                digest.update(path.read_bytes() if path.is_file() else b"absent")
+            self._versions[method] = digest.hexdigest()[:16]
+        return self._versions[method]
+
+    def path(self, sha256: str, method: str) -> Path:
+        return self.folder / f"{sha256[:24]}-{method}-{self._version(method)}.npz"
+
+    def get(self, sha256: str, method: str) -> ForensicMap | None:
+        path = self.path(sha256, method)
+        if not path.is_file():
+            return None
+        with np.load(path) as stored:
+            box = stored["region"].tolist()
+            region = Region(*[int(v) for v in box[:4]], float(box[4])) if len(box) == 5 else None
+            return ForensicMap(method, stored["map"].astype(np.float32), float(stored["score"]), "", region)
+
+    def put(self, sha256: str, item: ForensicMap) -> None:
+        box = item.region
+        region = [] if box is None else [box.left, box.top, box.right, box.bottom, box.mean]
+        partial = self.path(sha256, item.method).with_suffix(".partial.npz")
+        np.savez_compressed(
+            partial, map=item.map.astype(np.float16), score=item.score, region=np.array(region)
+        )
+        partial.replace(self.path(sha256, item.method))
+
+
+def _maps_for(
+    image: np.ndarray, sha256: str, methods: Sequence[str], cache: MapCache | None
+) -> tuple[list[ForensicMap], list[tuple[str, str]]]:
+    from pixelsleuth.localization.methods import run_maps
+
+    if cache is None:
+        return run_maps(image, methods)
+    maps: list[ForensicMap] = []
+    failures: list[tuple[str, str]] = []
+    for method in methods:
+        item = cache.get(sha256, method)
+        if item is None:
+            found, failed = run_maps(image, [method])
+            failures += failed
+            for item in found:
+                cache.put(sha256, item)
+            maps += found
+        else:
+            maps.append(item)
+    return maps, failures
+
+
 def analyse_sample(
-    sample: LocalizationSample, fusion: LocalizationFusion, *, keep_pixels: bool = False, seed: int = 0
+    sample: LocalizationSample,
+    fusion: LocalizationFusion,
+    *,
+    keep_pixels: bool = False,
+    seed: int = 0,
+    cache: MapCache | None = None,
 ) -> SampleResult:
     """Run the card's maps on one image and score them (and the fused answer) against its mask."""
     from pixelsleuth.errors import PixelsleuthError
     from pixelsleuth.intake import load_image
-    from pixelsleuth.localization.methods import run_maps
 
     result = SampleResult(sample.relpath or str(sample.image), sample.dataset, sample.genuine)
     try:
-        rgb = load_image(sample.image).rgb
+        loaded = load_image(sample.image)
+        rgb = loaded.rgb
         truth = load_truth(sample)
     except (PixelsleuthError, OSError) as exc:
         result.error = getattr(exc, "message", str(exc))
@@ -72,7 +146,7 @@ def analyse_sample(
     if truth is not None and truth.shape != shape:
         result.error = f"the mask is {truth.shape[1]} x {truth.shape[0]}, the image {shape[1]} x {shape[0]}"
         return result
-    maps, failures = run_maps(rgb, fusion.methods)
+    maps, failures = _maps_for(rgb, loaded.sha256, fusion.methods, cache)
     found = fuse_maps(maps, fusion, shape, failures)
     heats = {item.method: item.map for item in maps}
     heats[FUSED] = np.where(found.mask, found.heat, np.minimum(found.heat, 0.49))
@@ -101,9 +175,9 @@ def analyse_sample(
     return result
 
 
-def _analyse(args: tuple[LocalizationSample, LocalizationFusion, bool]) -> SampleResult:
-    sample, fusion, keep = args
-    return analyse_sample(sample, fusion, keep_pixels=keep)
+def _analyse(args: tuple[LocalizationSample, LocalizationFusion, bool, Path | None]) -> SampleResult:
+    sample, fusion, keep, cache = args
+    return analyse_sample(sample, fusion, keep_pixels=keep, cache=None if cache is None else MapCache(cache))
 
 
 def analyse_samples(
@@ -112,9 +186,11 @@ def analyse_samples(
     *,
     workers: int = 1,
     keep_pixels: bool = False,
+    cache: Path | None = None,
 ) -> Iterator[SampleResult]:
-    """`analyse_sample` over many images, in `workers` processes (results in the samples' order)."""
-    jobs = [(sample, fusion, keep_pixels) for sample in samples]
+    """`analyse_sample` over many images, in `workers` processes (results in the samples' order), with
+    maps kept in and read from a `MapCache` folder when `cache` is given."""
+    jobs = [(sample, fusion, keep_pixels, cache) for sample in samples]
     if workers <= 1:
         yield from map(_analyse, jobs)
         return

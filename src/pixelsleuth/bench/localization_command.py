@@ -34,6 +34,12 @@ RootOption = Annotated[
     Path | None,
     typer.Option("--root", help="Folder a manifest's relpaths are relative to (default: the manifest's)."),
 ]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache", help="Folder that keeps computed maps, so a second run reads instead of computing."
+    ),
+]
 WorkersOption = Annotated[int, typer.Option("--workers", min=1, help="Processes measuring at once.")]
 
 
@@ -52,6 +58,7 @@ def evaluate_localization_command(
     ] = None,
     limit: LimitOption = None,
     root: RootOption = None,
+    cache: CacheOption = None,
     workers: WorkersOption = 1,
     output: Annotated[
         Path | None, typer.Option("--json", help="Write the summary and per-image rows here.")
@@ -80,7 +87,7 @@ def evaluate_localization_command(
         raise typer.Exit(EXIT_USAGE) from None
     err.print(f"measuring {len(samples)} images with maps {', '.join(card.methods)}", highlight=False)
     results = []
-    for index, result in enumerate(analyse_samples(samples, card, workers=workers), start=1):
+    for index, result in enumerate(analyse_samples(samples, card, workers=workers, cache=cache), start=1):
         results.append(result)
         if result.error:
             err.print(f"{result.relpath}: {result.error}", style="yellow", highlight=False, markup=False)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from pixelsleuth.bench.localization_command import (
+    CacheOption,
     DataOption,
     GenuineOption,
     LimitOption,
@@ -117,6 +118,7 @@ def fit_localization_command(
     ] = 0.02,
     limit: LimitOption = None,
     root: RootOption = None,
+    cache: CacheOption = None,
     workers: WorkersOption = 1,
 ) -> None:
     """Fit a localization fusion card: image and pixel logistic models over the maps, and an operating
@@ -137,7 +139,7 @@ def fit_localization_command(
         stand_in = LocalizationFusion.uniform(names)
         results = []
         for index, result in enumerate(
-            analyse_samples(samples, stand_in, workers=workers, keep_pixels=True), start=1
+            analyse_samples(samples, stand_in, workers=workers, keep_pixels=True, cache=cache), start=1
         ):
             results.append(result)
             if index % 25 == 0:

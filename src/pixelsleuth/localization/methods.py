@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import import_module
+from pathlib import Path
 
 import numpy as np
 
@@ -27,9 +28,53 @@ MapFunction = Callable[[np.ndarray], ForensicMap]
 MAP_METHODS: dict[str, str] = {
     "ela": "pixelsleuth.localization.ela:ela",
     "noise": "pixelsleuth.localization.noise:noise_inconsistency",
-    "ghost": "pixelsleuth.localization.ghost:jpeg_ghost",
+    "jpeg-ghost": "pixelsleuth.localization.ghost:jpeg_ghost",
+    "jpeg-double": "pixelsleuth.localization.adq:adq",
+    "jpeg-grid": "pixelsleuth.localization.grid:jpeg_grid",
     "copy-move": "pixelsleuth.localization.copymove:copy_move",
+    "copy-move-dense": "pixelsleuth.localization.copymove_dense:dense_copy_move",
+    "window-fsd": "pixelsleuth.localization.methods:window_fsd",
+    "window-patchnet": "pixelsleuth.localization.methods:window_patchnet",
+    "window-spectral": "pixelsleuth.localization.detector_maps:spectral_window_map",
+    "learned": "pixelsleuth.localization.learned:learned_map",
 }
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+_DETECTOR_FILES = tuple(
+    str(_PACKAGE / "detectors" / "weights" / name)
+    for name in ("defaults.json", "fsd-pool.safetensors", "patchnet-pool.safetensors")
+)
+# Files a map reads besides its module (weights), so a cache knows when a stored map is stale.
+MAP_FILES: dict[str, tuple[str, ...]] = {
+    "learned": (str(_PACKAGE / "localization" / "weights" / "localizer.safetensors"),),
+    "window-fsd": _DETECTOR_FILES,
+    "window-patchnet": _DETECTOR_FILES,
+}
+
+
+def _embedded_window_map(image: np.ndarray, name: str) -> ForensicMap:
+    from pixelsleuth.localization.detector_maps import embedded_window_detectors, local_detector_map
+
+    for detector in embedded_window_detectors():
+        if detector.name == name:
+            return local_detector_map(image, detector)
+    raise UsageError(f"the embedded detectors include no {name!r}, so its window map cannot run")
+
+
+def window_fsd(image: np.ndarray) -> ForensicMap:
+    """The shipped fsd detector on sliding windows (see `localization.detector_maps`)."""
+    return _embedded_window_map(image, "fsd")
+
+
+def window_patchnet(image: np.ndarray) -> ForensicMap:
+    """The shipped patchnet detector on sliding windows (see `localization.detector_maps`)."""
+    return _embedded_window_map(image, "patchnet")
+
+
+def map_dependencies(name: str) -> list[Path]:
+    """The map's module source and the files it reads (for caches of computed maps)."""
+    module = import_module(MAP_METHODS[name].split(":")[0])
+    return [Path(module.__file__ or ""), *(Path(path) for path in MAP_FILES.get(name, ()))]
 
 
 def list_methods() -> list[str]:
