@@ -14,7 +14,7 @@ Each pixel gets the mean z of the windows that cover it, and the map is ``clip(z
 so 0.5 on the map is exactly the reporting threshold. The rule for reporting a region (to keep false
 alarms on genuine photos low): a region is reported only where the covered-pixel z reaches
 ``z_report = max(6, Bonferroni z)``, the Bonferroni z being the standard-normal quantile that ``n``
-windows exceed by chance with probability 1 % in all (``norm.isf(0.01 / n)``; 4.0 for 49 windows,
+windows exceed by chance with probability 1 % in all (``norm.isf(0.01 / n)``; 3.5 for 49 windows,
 4.4 for 2000). The floor of 6 is there because real window scores have far heavier tails than a normal
 law (periodic textures, JPEG grids, resized photos): so the false-alarm rate is measured, not promised
 (see `benchmarks/localization_detector_maps.py`).
@@ -122,7 +122,7 @@ def z_threshold(windows: int, *, floor: float = Z_FLOOR, false_alarm: float = FA
 
     Example:
         >>> round(z_threshold(49, floor=0), 2), round(z_threshold(2000, floor=0), 2), z_threshold(49)
-        (4.0, 4.42, 6.0)
+        (3.53, 4.42, 6.0)
     """
     return max(floor, float(norm.isf(false_alarm / max(windows, 1))))
 
