@@ -53,6 +53,7 @@ INTENSITY_TOLERANCE = 12.0  # mean absolute grey-level difference allowed betwee
 MIN_AREA_FRACTION = 0.001  # smallest verified copy, as a share of the image (and at least 64 px)
 FLOOR = -300.0
 MIN_COVERED = 0.2  # share of the copy keypoints' hull that must verify
+ECHO = 0.05  # share of a source that may agree with one more step back before it counts as periodic
 OPENING = 11  # agreeing areas narrower than this are dropped: spurs along edges, not copies
 
 
@@ -162,8 +163,8 @@ def verify_transform(
     back_y = inverse[1, 0] * cols + inverse[1, 1] * rows + inverse[1, 2]
     moved = np.hypot(back_x - cols, back_y - rows) >= min_distance
     # A neighbourhood without any residual (saturated or perfectly flat) agrees with anything.
-    agree = ((correlation > agreement) & specific & (spread > 0.3) & close & inside & moved).astype(np.uint8)
-    agree = cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((OPENING, OPENING), np.uint8))
+    raw = (correlation > agreement) & specific & (spread > 0.3) & close & inside & moved
+    agree = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, np.ones((OPENING, OPENING), np.uint8))
     agree = _fill_holes(cv2.morphologyEx(agree, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(agree, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= (
@@ -179,6 +180,11 @@ def verify_transform(
         keep &= touched
     copy = keep[labels]
     source = cv2.warpAffine(copy.astype(np.float32), inverse, (width, height), flags=cv2.INTER_LINEAR) >= 0.5
+    # A periodic pattern (tiles, a fence, a printed texture) repeats once more: its source agrees with
+    # what lies one more step back as well. The source of a copy does not.
+    alone = source & ~copy
+    if alone.any() and (raw & alone).sum() > ECHO * alone.sum():
+        return np.zeros_like(copy), np.zeros_like(source)
     return copy, source
 
 
