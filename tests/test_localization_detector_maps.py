@@ -5,8 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from pixelsleuth.detectors import create
+from pixelsleuth.detectors.base import Detector
 from pixelsleuth.forge.manipulate import ai_edit
 from pixelsleuth.localization.detector_maps import (
     detector_maps,
@@ -20,6 +22,12 @@ from pixelsleuth.localization.detector_maps import (
 from pixelsleuth.localization.record import LocalizationInputError
 
 SIZE = 384
+
+
+def random_patchnet(seed: int = 0) -> Detector:
+    """A randomly initialised PatchNet, the same on every run."""
+    torch.manual_seed(seed)
+    return create("patchnet")
 
 
 def camera_like(seed: int, size: int = SIZE) -> np.ndarray:
@@ -89,7 +97,7 @@ def test_spectral_map_catches_an_ai_edit_with_an_upsampling_reconstruction() -> 
 
 
 def test_untouched_photos_get_no_region_and_well_formed_maps() -> None:
-    patchnet = create("patchnet")
+    patchnet = random_patchnet()
     for seed in range(3):
         image = camera_like(seed)
         for result in (spectral_window_map(image, window=64), local_detector_map(image, patchnet, window=64)):
@@ -101,14 +109,14 @@ def test_untouched_photos_get_no_region_and_well_formed_maps() -> None:
 
 def test_a_random_patchnet_map_covers_the_image() -> None:
     image = camera_like(5, size=256)
-    result = local_detector_map(image, create("patchnet"), window=64, stride=32)
+    result = local_detector_map(image, random_patchnet(), window=64, stride=32)
     assert result.method == "patchnet-windows" and result.map.shape == (256, 256)
     assert result.data["windows"] == 49 and result.data["stride"] == 32
 
 
 def test_embedded_detector_maps_name_every_map() -> None:
     image = camera_like(6, size=256)
-    patchnet = create("patchnet")
+    patchnet = random_patchnet()
     maps = detector_maps(image, detectors=(patchnet,), windows={"patchnet": 64, "spectral": 64})
     assert [m.method for m in maps] == ["patchnet-windows", "spectral-windows"]
 
@@ -119,7 +127,7 @@ def test_small_images_are_refused_in_words(shape: tuple[int, int, int]) -> None:
     with pytest.raises(LocalizationInputError, match="at least 256 x 256"):
         spectral_window_map(image, window=128)
     with pytest.raises(LocalizationInputError, match="needs images of at least"):
-        local_detector_map(image, create("patchnet"), window=128)
+        local_detector_map(image, random_patchnet(), window=128)
 
 
 def test_not_an_rgb_array_is_refused() -> None:
