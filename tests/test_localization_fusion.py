@@ -130,7 +130,7 @@ def write_set(folder: Path) -> None:
         Image.fromarray(image).save(folder / "images" / f"Tp_{seed}.png")
         Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(folder / "masks" / f"Tp_{seed}_gt.png")
         clean, _ = spliced_photo(seed + 10)
-        clean[:] = np.asarray(Image.open(folder / "images" / f"Tp_{seed}.png"))[0, 0]
+        clean[:] = np.asarray(Image.open(folder / "images" / f"Tp_{seed}.png"))[0, 0] + seed
         Image.fromarray(clean).save(folder / "Au" / f"Au_{seed}.png")
 
 
@@ -258,3 +258,54 @@ def test_samples_of_every_kind_are_gathered_with_a_limit(tmp_path):
     assert isinstance(samples[0], LocalizationSample)
     with pytest.raises(UsageError, match="--split"):
         gather_samples([tmp_path / "set"], [], "test")
+
+
+def test_the_map_cache_returns_what_was_computed_and_notices_nothing_else(tmp_path):
+    from pixelsleuth.bench.localization import MapCache
+
+    cache = MapCache(tmp_path / "cache")
+    heat = np.zeros((16, 16), np.float32)
+    heat[2:6, 3:9] = 0.75
+    item = ForensicMap(
+        "ela",
+        heat,
+        0.6,
+        "reading",
+        fuse_maps([square_map(0.9)], LocalizationFusion.uniform(["ela"]), (32, 32)).regions[0].region,
+    )
+    assert cache.get("ab" * 32, "ela") is None
+    cache.put("ab" * 32, item)
+    back = cache.get("ab" * 32, "ela")
+    assert back is not None and np.allclose(back.map, heat) and back.score == 0.6
+    assert back.region == item.region
+    assert cache.get("cd" * 32, "ela") is None and cache.get("ab" * 32, "noise") is None
+
+
+def test_evaluation_with_a_cache_gives_the_same_numbers(tmp_path):
+    write_set(tmp_path / "set")
+    samples = gather_samples([tmp_path / "set"], [], "all")
+    card = LocalizationFusion.uniform(["ela", "noise"])
+    from pixelsleuth.bench.localization import MapCache
+
+    first = [analyse_sample(sample, card, cache=MapCache(tmp_path / "c")) for sample in samples]
+    again = [analyse_sample(sample, card, cache=MapCache(tmp_path / "c")) for sample in samples]
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 2 * len(samples)
+    for one, two in zip(first, again, strict=True):
+        assert one.scores == two.scores
+        for method in one.metrics:
+            assert one.metrics[method]["auc"] == pytest.approx(two.metrics[method]["auc"], abs=1e-3)
+
+
+def test_every_registered_map_runs_or_refuses_with_a_sentence():
+    from pixelsleuth.localization.methods import list_methods, parse_methods, run_maps
+
+    image, _ = spliced_photo()
+    maps, failures = run_maps(image, list_methods())
+    for item in maps:
+        assert item.map.shape == image.shape[:2] and item.map.dtype == np.float32
+        assert float(item.map.min()) >= 0.0 and float(item.map.max()) <= 1.0
+        assert 0.0 <= item.score <= 1.0 and item.reading.endswith(".")
+    assert len(maps) + len(failures) == len(list_methods())
+    assert all("internal error" not in message for _, message in failures)
+    with pytest.raises(UsageError, match="no localization map named 'nope'"):
+        parse_methods("ela,nope")
