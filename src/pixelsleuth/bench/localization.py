@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -70,12 +69,9 @@ class MapCache:
 
     def _version(self, method: str) -> str:
         if method not in self._versions:
-            from pixelsleuth.localization.methods import map_dependencies
+            from pixelsleuth.localization.methods import map_version
 
-            digest = hashlib.sha256(method.encode())
-            for path in map_dependencies(method):
-                digest.update(path.read_bytes() if path.is_file() else b"absent")
-            self._versions[method] = digest.hexdigest()[:16]
+            self._versions[method] = map_version(method)
         return self._versions[method]
 
     def path(self, sha256: str, method: str) -> Path:

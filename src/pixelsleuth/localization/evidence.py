@@ -24,6 +24,23 @@ def _shipped_card() -> LocalizationFusion:
     return LocalizationFusion.load()
 
 
+def localization_version() -> str:
+    """A short digest of the shipped card and of everything its maps read (results depend on them)."""
+    import hashlib
+
+    from pixelsleuth.localization.fuse import DEFAULT_CARD
+    from pixelsleuth.localization.methods import map_version
+
+    digest = hashlib.sha256(DEFAULT_CARD.read_bytes() if DEFAULT_CARD.is_file() else b"absent")
+    try:
+        methods = LocalizationFusion.load().methods
+    except PixelsleuthError:
+        methods = ()
+    for method in methods:
+        digest.update(map_version(method).encode())
+    return digest.hexdigest()[:12]
+
+
 def localization_evidence(image: LoadedImage, fusion: LocalizationFusion | None = None) -> list[Evidence]:
     """The localization finding for one image (see the module docstring); never raises on odd input."""
     try:

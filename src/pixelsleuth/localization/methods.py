@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -75,6 +76,15 @@ def map_dependencies(name: str) -> list[Path]:
     """The map's module source and the files it reads (for caches of computed maps)."""
     module = import_module(MAP_METHODS[name].split(":")[0])
     return [Path(module.__file__ or ""), *(Path(path) for path in MAP_FILES.get(name, ()))]
+
+
+def map_version(name: str) -> str:
+    """A digest of what the map's output depends on (`map_dependencies`): stored maps with another
+    version are stale."""
+    digest = hashlib.sha256(name.encode())
+    for path in map_dependencies(name):
+        digest.update(path.read_bytes() if path.is_file() else b"absent")
+    return digest.hexdigest()[:16]
 
 
 def list_methods() -> list[str]:
