@@ -133,3 +133,9 @@ def test_small_images_are_refused_in_words(shape: tuple[int, int, int]) -> None:
 def test_not_an_rgb_array_is_refused() -> None:
     with pytest.raises(LocalizationInputError, match="RGB"):
         spectral_window_map(np.zeros((300, 300, 4), np.uint8))
+
+
+def test_windows_smaller_than_the_detector_reads_are_refused() -> None:
+    torch.manual_seed(0)
+    with pytest.raises(LocalizationInputError, match="too small for this detector"):
+        local_detector_map(camera_like(7, size=256), create("fsd"), window=64)

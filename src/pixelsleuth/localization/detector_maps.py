@@ -55,6 +55,7 @@ import torch
 from scipy.stats import norm
 
 from pixelsleuth.detectors.base import Detector, prepare
+from pixelsleuth.detectors.npr import ImageTooSmallError
 from pixelsleuth.forensics.spectral import periodic_peaks, residual_spectrum
 from pixelsleuth.localization.record import (
     ForensicMap,
@@ -200,8 +201,10 @@ def detector_window_logits(
         value is not None for value in (detector.preprocessing.resize, detector.preprocessing.center_crop)
     ):
         crops = [prepare(crop, detector.preprocessing) for crop in crops]
-    for crop in crops[:1]:
-        detector.check_input(crop, crop)
+    try:
+        detector.check_input(crops[0], crops[0])
+    except ImageTooSmallError as exc:
+        raise LocalizationInputError(f"the windows are too small for this detector: {exc}") from None
     out = np.empty(len(crops), np.float32)
     for start in range(0, len(crops), batch):
         chunk = np.stack(crops[start : start + batch])
