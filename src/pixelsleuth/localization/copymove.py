@@ -16,8 +16,12 @@ Two checks decide whether a transform is a copy rather than chance or an honest 
 - **dense verification** (`verify_transform`): the image's fine residual (image minus a slight blur,
   i.e. sensor noise and fine grain) is compared, pixel neighbourhood by pixel neighbourhood, with its
   warped counterpart. A copy carries its source's noise along; two honestly similar objects (windows,
-  tiles, a crowd) or a smooth gradient matched along itself do not. Where they agree closely is the
-  copied area: a filled region instead of the keypoints' convex hull.
+  tiles, a crowd) do not. Where they agree closely is the copied area: a filled region instead of the
+  keypoints' convex hull. Agreement counts only where it is specific to the exact transform (nudged by
+  2-3 pixels it must drop: an edge or a ramp slid along itself keeps agreeing), where the intensities
+  less their local mean are close too, in areas at least `OPENING` pixels wide and 0.3 % of the image,
+  over at least `MIN_COVERED` of the keypoints' hull, and not when the source agrees with one more
+  step back as well (a periodic pattern).
 
 Keypoints need texture: flat copied areas go unseen (see `copymove_dense` for low-texture copies), and
 a copy whose noise was destroyed (strong blur or recompression) fails verification and is not reported.
