@@ -12,7 +12,9 @@ Baseline in the same run: the map that flags every pixel. On genuine images (the
 originals of that split, the photos of `--real`, and every n-th of `--pool` so that `--pool-sample` are
 taken): how many get a region, and the mean share of pixels at or above 0.5. `--speed` times each map
 on a generated 12 MP JPEG-decoded photo-like image in a fresh subprocess and reports seconds per
-megapixel and the subprocess's peak resident memory. The manip set is small: read it as orientation.
+megapixel, the subprocess's peak resident memory (ru_maxrss) and its resident memory before the map
+ran (interpreter, libraries and the image), so the map's own peak is the difference. The manip set is
+small: read it as orientation.
 """
 
 from __future__ import annotations
@@ -53,11 +55,14 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 rng = np.random.default_rng(0)
-smooth = gaussian_filter(rng.normal(0, 1, (3000, 4000, 3)).astype(np.float32), sigma=(6, 6, 0))
-pixels = np.clip(128 + 60 * smooth / smooth.std() + rng.normal(0, 4, smooth.shape), 0, 255).astype(np.uint8)
+# A 1000 x 1000 texture tiled 3 x 4 (flipped so that tiles differ): the map's peak, not the generator's.
+smooth = gaussian_filter(rng.normal(0, 1, (1000, 1000, 3)).astype(np.float32), sigma=(6, 6, 0))
+tile = np.clip(128 + 60 * smooth / smooth.std() + rng.normal(0, 4, smooth.shape), 0, 255).astype(np.uint8)
+pixels = np.block([[[tile[::1 - 2 * ((r + c) % 2)]] for c in range(4)] for r in range(3)])
 buffer = io.BytesIO(); Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
+del smooth, tile, pixels
 rgb = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-del smooth, pixels
+assert rgb.shape == (3000, 4000, 3), rgb.shape
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 name = sys.argv[1]
 if name == "adq":

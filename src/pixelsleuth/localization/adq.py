@@ -15,7 +15,9 @@ compressed blocks are fitted by maximum likelihood (EM) to the histogram. Each b
 ratio (double vs single) is summed over the coefficients and over its 3 x 3 neighbourhood; the map is
 the probability that the block was compressed only once. When the image as a whole shows no double
 compression (a likelihood-ratio test on the histograms), the map is empty: a JPEG saved once, or an
-image never compressed, gets no region.
+image never compressed, gets no region. No region is reported either when the fit says that fewer than
+60 % of the blocks were compressed twice, or that half the image or more was compressed once (the model
+is a minority pasted into a doubly compressed whole); the map is then scaled below 0.5.
 
 Limits: the grids of both saves must be aligned (the `grid` map covers shifted grids); a first quality
 whose steps divide the second's (e.g. Q1 = Q2) leaves no trace; flat or saturated blocks carry no
@@ -55,6 +57,7 @@ _SAMPLE = 30000  # coefficients per frequency used to find the lattice step
 # images and up to 0.53 on one genuine camera photo; a re-save at a higher quality gives 3 to 5.
 _MIN_GAIN_PER_BLOCK = 1.0
 _LLR_CLIP = 4.0
+_MIN_DOUBLE_SHARE = 0.6  # the fitted share of doubly compressed blocks below which no region is reported
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,15 @@ def adq(
     score = float(np.quantile(single, 0.99)) if single.size else 0.0
     region = strongest_region(heat)
     data["double_share"] = round(share, 3)
+    flagged = float((single >= 0.5).mean())
+    if share < _MIN_DOUBLE_SHARE or flagged >= 0.5:
+        # The model reads a minority pasted into a doubly compressed whole; a fit that says otherwise is
+        # not trusted (on genuine web photos such fits put Q1 at random steps).
+        reading = (
+            "The image shows signs of a second JPEG compression, but they do not single out a part of it: "
+            "no region is reported."
+        )
+        return ForensicMap(METHOD, heat * np.float32(0.49), min(score, 0.49), reading, None, data)
     if region is None:
         reading = "The image was compressed twice as JPEG and every block shows it: no region stands out."
         return ForensicMap(METHOD, heat, score, reading, None, data)
