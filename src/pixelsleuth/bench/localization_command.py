@@ -28,7 +28,8 @@ SplitOption = Annotated[
     str, typer.Option("--split", help="Of a manifest with a train/held-out split: train, heldout or all.")
 ]
 LimitOption = Annotated[
-    int | None, typer.Option("--limit", min=1, help="At most this many images per dataset (the first ones).")
+    int | None,
+    typer.Option("--limit", min=1, help="At most this many manipulated images per dataset (the first ones)."),
 ]
 RootOption = Annotated[
     Path | None,

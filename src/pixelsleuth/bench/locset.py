@@ -251,12 +251,12 @@ def gather_samples(
         samples += [sample for sample in found if split == "all" or sample.split in (split, "")]
     for folder in genuine:
         samples += genuine_samples(folder)
-    if limit is not None:
+    if limit is not None:  # manipulated images per dataset; genuine folders are taken whole
         counts: dict[str, int] = defaultdict(int)
         kept = []
         for sample in samples:
-            counts[f"{sample.dataset}/{sample.genuine}"] += 1
-            if counts[f"{sample.dataset}/{sample.genuine}"] <= limit:
+            counts[sample.dataset] += not sample.genuine
+            if sample.genuine or counts[sample.dataset] <= limit:
                 kept.append(sample)
         samples = kept
     if not samples:
