@@ -200,6 +200,36 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return (outside != 2)[1:-1, 1:-1].astype(np.uint8)
 
 
+def _verify_near(
+    gray: np.ndarray,
+    fine: np.ndarray,
+    affine: np.ndarray,
+    sources: np.ndarray,
+    copies: np.ndarray,
+    min_distance: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`verify_transform` on the part of the image around the matched points (with a margin of their
+    extent), so that a small copy in a large photo costs little; masks at full size."""
+    height, width = gray.shape
+    points = np.vstack([sources, copies])
+    low, high = points.min(axis=0), points.max(axis=0)
+    margin = max(32.0, float((high - low).max()))  # room for the source of the source (see ECHO)
+    x0, y0 = (max(0, int(v - margin)) for v in low)
+    x1, y1 = min(width, int(high[0] + margin) + 1), min(height, int(high[1] + margin) + 1)
+    shifted = affine.astype(np.float64).copy()
+    # In crop coordinates x' = x - o: the copy of s' is A (s' + o) + t - o.
+    shifted[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64) - np.array([x0, y0], np.float64)
+    copy_crop, source_crop = verify_transform(
+        gray[y0:y1, x0:x1], fine[y0:y1, x0:x1], shifted.astype(np.float32), min_distance=min_distance,
+        seeds=copies - [x0, y0], min_area=max(64, MIN_AREA_FRACTION * height * width),
+    )  # fmt: skip
+    copy = np.zeros((height, width), bool)
+    source = np.zeros((height, width), bool)
+    copy[y0:y1, x0:x1] = copy_crop
+    source[y0:y1, x0:x1] = source_crop
+    return copy, source
+
+
 def _copy_side(
     fine: np.ndarray, affine: np.ndarray, copy: np.ndarray, source: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,7 +304,7 @@ def copy_move(image: np.ndarray, *, min_inliers: int = 4, min_distance: float = 
         strongest_nfa = min(strongest_nfa, nfa)
         if cells < min_inliers or nfa >= 0:
             break
-        copy, source = verify_transform(gray, fine, transform, min_distance=min_distance, seeds=copies[keep])
+        copy, source = _verify_near(gray, fine, transform, sources[keep], copies[keep], min_distance)
         # A copy agrees over most of the area its keypoints span; honestly repeated objects only in spots.
         span = cv2.contourArea(cv2.convexHull(copies[keep].astype(np.float32)))
         if copy.any() and copy.sum() >= MIN_COVERED * span:
