@@ -31,7 +31,9 @@ image-level AUC 0.80, but F1 at 0.5 only 0.06 (it reports 14 of 40 regions); FSD
 PatchNet 0.58 / 0.30 / 0.49 are at or near chance. On (ii) a generator's image pasted into the photo,
 every map is near chance (pixel AUC 0.56-0.66, image AUC 0.52-0.53). Untouched photos with a region:
 spectral 1 of 40, PatchNet 0, FSD 10 (its 16-window MAD is unstable and its floor was not tuned:
-do not trust FSD's regions).
+do not trust FSD's regions; on the 40 tuning photos too, 10 of 40 get one, 8 with a floor of 8, and
+asking the windows to pass FSD's own logit 0 as well changes nothing: real photos have windows, flat
+or clipped ones, that FSD's density finds very unlikely).
 
 Speed (2 CPU cores shared with other work, load average about 11, torch's own 2 threads; a generated
 photo-like image): at 1 MP PatchNet 5.0 s (961 windows of 64), the spectral check 8.8 s (961 windows
