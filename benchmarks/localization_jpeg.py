@@ -1,7 +1,7 @@
 """The JPEG-compression maps (double quantization, grid, ghost) on real forgeries and genuine photos.
 
     .venv/bin/python benchmarks/localization_jpeg.py [--split heldout] [--pool-sample 40] [--speed]
-        [--manifest /work/shared/data/manip/manifest.tsv] [--manip /work/data/manip]
+        [--speed-only] [--manifest /work/shared/data/manip/manifest.tsv] [--manip /work/data/manip]
         [--real /work/shared/data/real] [--pool /work/data/pool/real] [--json results.json]
 
 Maps: `adq` given the file's own luminance table when the file is a JPEG (``adq-table``) and with the
@@ -12,8 +12,8 @@ Baseline in the same run: the map that flags every pixel. On genuine images (the
 originals of that split, the photos of `--real`, and every n-th of `--pool` so that `--pool-sample` are
 taken): how many get a region, and the mean share of pixels at or above 0.5. `--speed` times each map
 on a generated 12 MP JPEG-decoded photo-like image in a fresh subprocess and reports seconds per
-megapixel, the subprocess's peak resident memory (ru_maxrss) and its resident memory before the map
-ran (interpreter, libraries and the image), so the map's own peak is the difference. The manip set is
+megapixel, the subprocess's peak resident memory (VmHWM) and its peak before the map ran (interpreter,
+libraries and the image), and the peak of memory allocated during a second run (tracemalloc). The manip set is
 small: read it as orientation.
 """
 
@@ -50,7 +50,7 @@ MAPS: dict[str, Mapper] = {
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
 SPEED_SNIPPET = """
-import io, resource, sys, time
+import io, sys, time
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
@@ -63,7 +63,11 @@ buffer = io.BytesIO(); Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
 del smooth, tile, pixels
 rgb = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 assert rgb.shape == (3000, 4000, 3), rgb.shape
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water_kib():
+    # VmHWM starts afresh with the new process image (ru_maxrss would carry the parent's peak at fork).
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+before = high_water_kib()
 name = sys.argv[1]
 if name == "adq":
     from pixelsleuth.localization.adq import adq as run
@@ -71,8 +75,11 @@ elif name == "grid":
     from pixelsleuth.localization.grid import jpeg_grid as run
 else:
     from pixelsleuth.localization.ghost import jpeg_ghost as run
+import tracemalloc
 start = time.perf_counter(); run(rgb); seconds = time.perf_counter() - start
-print(seconds, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peak = high_water_kib()
+tracemalloc.start(); run(rgb); traced = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
+print(seconds, before, peak, traced / 1024)
 """
 
 
@@ -161,12 +168,13 @@ def run_speed() -> dict[str, Any]:
         done = subprocess.run(
             [sys.executable, "-c", SPEED_SNIPPET, name], capture_output=True, text=True, check=True
         )
-        seconds, before, peak = (float(v) for v in done.stdout.split())
+        seconds, before, peak, traced = (float(v) for v in done.stdout.split())
         out[name] = {
             "s_per_mp": seconds / 12.0,
             "seconds_12mp": seconds,
             "peak_rss_mib": peak / 1024,
             "rss_before_mib": before / 1024,
+            "traced_peak_mib": traced / 1024,
         }
     return out
 
@@ -191,10 +199,15 @@ def main() -> None:
     parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--skip-genuine", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="only the 12 MP timing")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     results: dict[str, Any] = {}
+    if args.speed_only:
+        results["speed"] = run_speed()
+        show("speed on a 12 MP JPEG-decoded image (fresh subprocess each)", results["speed"])
+        return
     manip, pristine = run_manip(args)
     results["manip"] = manip
     show(f"manip set, split {args.split}: mean F1@0.5, oracle F1, pixel AUC", manip)
