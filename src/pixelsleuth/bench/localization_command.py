@@ -14,10 +14,11 @@ from pixelsleuth.errors import PixelsleuthError
 EXIT_USAGE = 2
 
 DataOption = Annotated[
-    list[Path],
+    list[Path] | None,
     typer.Argument(
         help="Localization sets: a manifest.tsv (manip layout), or folders of images beside masks "
-        "(CASIA, Columbia, COVERAGE, forge layouts)."
+        "(CASIA, Columbia, COVERAGE, forge layouts).",
+        show_default=False,
     ),
 ]
 GenuineOption = Annotated[
@@ -45,7 +46,7 @@ WorkersOption = Annotated[int, typer.Option("--workers", min=1, help="Processes 
 
 
 def evaluate_localization_command(
-    data: DataOption,
+    data: DataOption = None,
     genuine: GenuineOption = None,
     split: SplitOption = "heldout",
     fusion: Annotated[
@@ -77,7 +78,7 @@ def evaluate_localization_command(
 
     err = Console(stderr=True, soft_wrap=True)
     try:
-        samples = gather_samples(list(data), list(genuine or []), split, limit, root)
+        samples = gather_samples(list(data or []), list(genuine or []), split, limit, root)
         card = (
             LocalizationFusion.uniform(parse_methods(methods))
             if methods is not None

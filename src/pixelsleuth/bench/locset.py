@@ -260,5 +260,5 @@ def gather_samples(
                 kept.append(sample)
         samples = kept
     if not samples:
-        raise UsageError("no images to measure: check the --data and --genuine folders and --split")
+        raise UsageError("no images to measure: check the localization sets, --genuine folders and --split")
     return samples
