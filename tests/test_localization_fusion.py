@@ -309,3 +309,20 @@ def test_every_registered_map_runs_or_refuses_with_a_sentence():
     assert all("internal error" not in message for _, message in failures)
     with pytest.raises(UsageError, match="no localization map named 'nope'"):
         parse_methods("ela,nope")
+
+
+def test_scan_with_localize_carries_the_regions_as_evidence(tmp_path, monkeypatch):
+    import pixelsleuth.localization.evidence as evidence
+
+    image, _ = spliced_photo()
+    Image.fromarray(image).save(tmp_path / "edited.png")
+    monkeypatch.setattr(evidence, "_shipped_card", lambda: LocalizationFusion.uniform(["ela"]))
+    args = ["scan", str(tmp_path / "edited.png"), "--json", "--no-store", "--file-timeout", "0"]
+    plain = runner.invoke(app, [*args, "--no-default-detectors"])
+    localized = runner.invoke(app, [*args, "--no-default-detectors", "--localize"])
+    assert plain.exit_code == 0 and localized.exit_code == 0, localized.output
+    sources = [item["source"] for item in json.loads(plain.stdout)["evidence"]]
+    assert "localization" not in sources
+    found = [item for item in json.loads(localized.stdout)["evidence"] if item["source"] == "localization"]
+    assert found[0]["points_to"] == "manipulated" and found[0]["data"]["regions"]
+    assert json.loads(localized.stdout)["verdict"] in ("manipulated", "inconclusive")

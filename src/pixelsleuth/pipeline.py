@@ -109,6 +109,10 @@ class AnalyzerConfig:
         """Results are stored per (sha256, version): a different version re-analyses the image."""
         limits = f"limits:{self.limits.max_pixels},{self.limits.max_file_bytes}"  # refusals depend on them
         version = f"pixelsleuth-{__version__}/{limits}/sources:{','.join(self.sources)}"
+        if "localization" in self.sources:
+            from pixelsleuth.localization.evidence import localization_version
+
+            version += f"/localization:{localization_version()}"
         if self.detectors:
             from pixelsleuth.detectors.budget import DEFAULT_PIXEL_BUDGET
 

@@ -30,13 +30,19 @@ PIXEL_SOURCES: dict[str, str] = {
 }
 
 
+# Sources run only when asked for (`scan --localize`): they cost seconds per megapixel.
+OPTIONAL_SOURCES: dict[str, str] = {
+    "localization": "pixelsleuth.localization.evidence:localization_evidence",
+}
+
+
 def load_source(name: str) -> EvidenceSource:
     """Return the evidence function registered under `name` (provenance or pixel source).
 
     A name of the form ``"package.module:function"`` loads a source from outside pixelsleuth (a plug-in;
     it is imported in every process that analyses, so it must be importable there).
     """
-    sources = {**PROVENANCE_SOURCES, **PIXEL_SOURCES}
+    sources = {**PROVENANCE_SOURCES, **PIXEL_SOURCES, **OPTIONAL_SOURCES}
     if name not in sources and ":" in name:
         sources[name] = name
     try:
@@ -48,4 +54,12 @@ def load_source(name: str) -> EvidenceSource:
     return getattr(import_module(module_name), function_name)
 
 
-__all__ = ["PIXEL_SOURCES", "PROVENANCE_SOURCES", "Evidence", "EvidenceSource", "PointsTo", "load_source"]
+__all__ = [
+    "OPTIONAL_SOURCES",
+    "PIXEL_SOURCES",
+    "PROVENANCE_SOURCES",
+    "Evidence",
+    "EvidenceSource",
+    "PointsTo",
+    "load_source",
+]

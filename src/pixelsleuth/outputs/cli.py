@@ -17,6 +17,7 @@ from rich.text import Text
 from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis, json_safe
 from pixelsleuth.errors import PixelsleuthError
+from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES
 from pixelsleuth.intake import IntakeLimits
 from pixelsleuth.outputs.collect import collect_paths
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
@@ -130,6 +131,14 @@ def scan(
             "the genuine photos the fusion card was set on) or threshold=0.8. Default: the card's own.",
         ),
     ] = None,
+    localize: Annotated[
+        bool,
+        typer.Option(
+            "--localize",
+            help="Also look for manipulated regions (the `localize` maps; seconds per megapixel): a region "
+            "found is evidence pointing to `manipulated`, with its box in the result.",
+        ),
+    ] = False,
     file_timeout: Annotated[
         float,
         typer.Option(
@@ -155,7 +164,10 @@ def scan(
         limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
         point = OperatingPointChoice.parse(operating_point) if operating_point else None
         fusion = None if no_default_detectors else default_fusion_card()
-        config = AnalyzerConfig(limits=limits, detectors=specs, fusion=fusion, operating_point=point)
+        sources = (*PROVENANCE_SOURCES, *PIXEL_SOURCES, *(("localization",) if localize else ()))
+        config = AnalyzerConfig(
+            limits=limits, sources=sources, detectors=specs, fusion=fusion, operating_point=point
+        )
         analyzer: Analyzer | IsolatedAnalyzer = (
             IsolatedAnalyzer(config, file_timeout=file_timeout) if file_timeout > 0 else Analyzer(config)
         )
