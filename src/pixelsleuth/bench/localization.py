@@ -4,9 +4,10 @@
 Per manipulated image, for each map and for the fused map: F1, IoU and MCC at 0.5, pixel AUC and the
 oracle F1 (best threshold for that image). ``fused`` is what `localize` reports: the fused map where the
 image passes the operating point and nothing elsewhere; ``fused-map`` is the fused map ungated (its
-oracle F1 and AUC say how well it ranks pixels whatever the gate decides). Per dataset, the image-level
-AUC of each map's score (and of the fused probability) against every genuine image of the run. Over
-genuine images: the share given any region and the mean share of pixels flagged.
+oracle F1 and AUC say how well it ranks pixels whatever the gate decides); ``flag-everything`` is the
+baseline map that marks every pixel (its F1 comes from the size of the regions alone). Per dataset,
+the image-level AUC of each map's score (and of the fused probability) against every genuine image of
+the run. Over genuine images: the share given any region and the mean share of pixels flagged.
 
 Example:
     >>> import math
@@ -34,7 +35,7 @@ from pixelsleuth.localization.metrics import localization_metrics
 from pixelsleuth.localization.record import ForensicMap, Region
 
 PIXEL_KEYS = ("f1", "iou", "mcc", "auc", "best_f1")
-FUSED, FUSED_MAP = "fused", "fused-map"
+FUSED, FUSED_MAP, FLAG_EVERYTHING = "fused", "fused-map", "flag-everything"
 PIXELS_PER_CLASS = 1000  # pixels sampled inside and outside each mask to fit the pixel model
 
 
@@ -156,6 +157,8 @@ def analyse_sample(
         result.flagged[method] = float((heat >= 0.5).mean())
         if truth is not None:
             result.metrics[method] = localization_metrics(heat, truth).to_dict()
+    if truth is not None:  # the baseline: what a map gets from the size of the regions alone
+        result.metrics[FLAG_EVERYTHING] = localization_metrics(np.ones(shape, np.float32), truth).to_dict()
     if keep_pixels:
         result.features = image_features(maps, fusion.methods).tolist()
         stack = pixel_stack(maps, fusion.methods, shape).reshape(-1, len(fusion.methods))
@@ -227,7 +230,9 @@ def summarise(results: Sequence[SampleResult]) -> dict[str, Any]:
                 if positives and negatives
                 else math.nan
             )
-            table[method]["detected"] = _mean(float(item.regions.get(score_method, False)) for item in items)
+            table[method]["detected"] = _mean(
+                float(item.regions[score_method]) for item in items if score_method in item.regions
+            )
         datasets[dataset] = {"images": len(items), "methods": table}
     methods = sorted({method for item in genuine for method in item.regions})
     false_alarms = {
