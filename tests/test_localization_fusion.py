@@ -18,7 +18,7 @@ from pixelsleuth.intake import load_image
 from pixelsleuth.localization.evidence import localization_evidence
 from pixelsleuth.localization.fit import fit_fusion, operating_threshold
 from pixelsleuth.localization.fuse import LocalizationFusion, fuse_maps
-from pixelsleuth.localization.record import ForensicMap
+from pixelsleuth.localization.record import ForensicMap, Region
 from pixelsleuth.outputs.cli import app
 
 runner = CliRunner()
@@ -326,3 +326,17 @@ def test_scan_with_localize_carries_the_regions_as_evidence(tmp_path, monkeypatc
     found = [item for item in json.loads(localized.stdout)["evidence"] if item["source"] == "localization"]
     assert found[0]["points_to"] == "manipulated" and found[0]["data"]["regions"]
     assert json.loads(localized.stdout)["verdict"] in ("manipulated", "inconclusive")
+
+
+def test_a_controlled_map_keeps_its_precise_region_inside_a_broad_fused_one():
+    broad = np.full((64, 64), 0.9, np.float32)
+    copy = np.zeros((64, 64), np.float32)
+    copy[40:56, 40:56] = 1.0
+    maps = [
+        ForensicMap("learned", broad, 0.9, "...", None),
+        ForensicMap("copy-move", copy, 1.0, "...", Region(40, 40, 56, 56, 1.0)),
+    ]
+    found = fuse_maps(maps, LocalizationFusion.uniform(["learned", "copy-move"]), (64, 64))
+    assert found.regions[0].methods == ("copy-move",)
+    assert found.regions[0].region.to_dict() == {"left": 40, "top": 40, "right": 56, "bottom": 56}
+    assert found.mask[40:56, 40:56].all() and found.heat[40:56, 40:56].min() >= 0.99
