@@ -128,7 +128,11 @@ def test_copy_move_names_the_copy_and_its_source():
     source = result.data["source"]
     assert source["left"] >= 20 and source["right"] <= 110 and source["bottom"] <= 100
     assert result.data["shift"] == [180, 120]
-    assert result.map[190, 255] == 1.0 and result.data["source_map"][70, 75] == 1.0 and result.map[10, 300] == 0.0
+    assert (
+        result.map[190, 255] == 1.0
+        and result.data["source_map"][70, 75] == 1.0
+        and result.map[10, 300] == 0.0
+    )
     assert result.reading.startswith("The region x ") and "copied and moved" in result.reading
 
     clean = copy_move(image)

@@ -125,6 +125,7 @@ def fit_localization_command(
     point that flags at most --target-fpr of the genuine images."""
     import shlex
     import sys
+    from dataclasses import replace
 
     from pixelsleuth.bench.localization import analyse_samples
     from pixelsleuth.bench.locset import gather_samples
@@ -149,19 +150,17 @@ def fit_localization_command(
         err.print(exc.message, style="red", highlight=False, markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     usable = [result for result in results if result.error is None]
-    card = LocalizationFusion(
-        **{
-            **card._fields(),
-            "card": {
-                "reproduce": "pixelsleuth fit-localization " + shlex.join(sys.argv[2:]),
-                "fitted_on": {
-                    "manipulated": sum(not result.genuine for result in usable),
-                    "genuine": sum(result.genuine for result in usable),
-                    "datasets": sorted({result.dataset for result in usable}),
-                    "split": split,
-                },
+    card = replace(
+        card,
+        card={
+            "reproduce": "pixelsleuth fit-localization " + shlex.join(sys.argv[2:]),
+            "fitted_on": {
+                "manipulated": sum(not result.genuine for result in usable),
+                "genuine": sum(result.genuine for result in usable),
+                "datasets": sorted({result.dataset for result in usable}),
+                "split": split,
             },
-        }
+        },
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     card.save(output)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -81,5 +82,4 @@ def fit_fusion(
     logits = ((features - mean) / scale) @ np.asarray(unthresholded.image_weights) + unthresholded.image_bias
     probabilities = 1.0 / (1.0 + np.exp(-logits))
     threshold = operating_threshold(probabilities[labels == 0], target_fpr)
-    fitted = unthresholded.at_threshold(max(threshold, 0.5))
-    return LocalizationFusion(**{**fitted._fields(), "target_fpr": float(target_fpr)})
+    return replace(unthresholded, threshold=max(threshold, 0.5), target_fpr=float(target_fpr))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +118,7 @@ class LocalizationFusion:
         return _sigmoid(logits).astype(np.float32)
 
     def at_threshold(self, threshold: float) -> LocalizationFusion:
-        return LocalizationFusion(**{**self._fields(), "threshold": float(threshold), "target_fpr": None})
-
-    def _fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return replace(self, threshold=float(threshold), target_fpr=None)
 
     def to_dict(self) -> dict[str, Any]:
         record = {key: value for key, value in asdict(self).items() if key != "card"}
