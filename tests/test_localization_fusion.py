@@ -340,3 +340,24 @@ def test_a_controlled_map_keeps_its_precise_region_inside_a_broad_fused_one():
     assert found.regions[0].methods == ("copy-move",)
     assert found.regions[0].region.to_dict() == {"left": 40, "top": 40, "right": 56, "bottom": 56}
     assert found.mask[40:56, 40:56].all() and found.heat[40:56, 40:56].min() >= 0.99
+
+
+def test_scan_with_localize_gives_each_file_a_longer_time_budget(tmp_path, monkeypatch):
+    import pixelsleuth.outputs.cli as cli
+
+    budgets = []
+
+    class Recording(cli.Analyzer):
+        def __init__(self, config, file_timeout):
+            budgets.append(file_timeout)
+            super().__init__(config)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(cli, "IsolatedAnalyzer", Recording)
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "flat.png")
+    base = ["scan", str(tmp_path / "flat.png"), "--no-store", "--no-default-detectors", "--json"]
+    for extra in ([], ["--localize"], ["--localize", "--file-timeout", "5"]):
+        assert runner.invoke(app, [*base, *extra]).exit_code == 0
+    assert budgets == [cli.DEFAULT_FILE_TIMEOUT, cli.LOCALIZE_FILE_TIMEOUT, 5.0]

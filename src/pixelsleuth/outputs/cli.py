@@ -34,6 +34,7 @@ from pixelsleuth.pipeline import (
 )
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+LOCALIZE_FILE_TIMEOUT = 600.0
 
 app = typer.Typer(
     name="pixelsleuth",
@@ -140,15 +141,17 @@ def scan(
         ),
     ] = False,
     file_timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--file-timeout",
             min=0.0,
-            help="Seconds one file may take; a file that takes longer gets a `timeout` error and the "
-            "batch goes on. Files are analysed in a worker process; 0 analyses in this process, without "
-            "a time budget.",
+            help=f"Seconds one file may take (default {DEFAULT_FILE_TIMEOUT:g}, "
+            f"{LOCALIZE_FILE_TIMEOUT:g} with --localize); a file that takes longer gets a `timeout` error "
+            "and the batch goes on. Files are analysed in a worker process; 0 analyses in this process, "
+            "without a time budget.",
+            show_default=False,
         ),
-    ] = DEFAULT_FILE_TIMEOUT,
+    ] = None,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
@@ -168,6 +171,8 @@ def scan(
         config = AnalyzerConfig(
             limits=limits, sources=sources, detectors=specs, fusion=fusion, operating_point=point
         )
+        if file_timeout is None:  # localizing a 12 MP photo takes about a minute on 2 cores
+            file_timeout = LOCALIZE_FILE_TIMEOUT if localize else DEFAULT_FILE_TIMEOUT
         analyzer: Analyzer | IsolatedAnalyzer = (
             IsolatedAnalyzer(config, file_timeout=file_timeout) if file_timeout > 0 else Analyzer(config)
         )
