@@ -40,3 +40,19 @@ def test_what_was_checked_without_a_finding_is_listed_once_and_the_text_is_deter
     assert text.endswith("Checked without a finding: spectral, watermark.")
     assert explain(ITEMS, "ai-generated", 0.9) == explain(list(ITEMS), "ai-generated", 0.9)
     assert explain([], "error") == "The image could not be analysed."
+
+
+def test_every_analysis_carries_an_explanation_that_cites_its_evidence(tmp_path):
+    from pathlib import Path
+
+    from pixelsleuth.pipeline import Analyzer, AnalyzerConfig
+
+    analyzer = Analyzer(AnalyzerConfig(detectors=(), fusion=None))
+    sample = Path(__file__).resolve().parents[1] / "samples" / "a1111-parameters.png"
+    analysis = analyzer.analyze(sample)
+    for item in cited(analysis.evidence):
+        assert item.finding.rstrip(".") in analysis.explanation
+    assert analysis.explanation.startswith("The image was probably made by a generative model")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    failed = analyzer.analyze(tmp_path / "broken.png")
+    assert failed.verdict == "error" and failed.explanation.startswith("The image could not be analysed: ")

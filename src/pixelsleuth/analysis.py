@@ -26,6 +26,7 @@ class Analysis:
     score: float | None = None
     evidence: list[Evidence] = field(default_factory=list)
     error: dict[str, str] | None = None
+    explanation: str = ""  # the verdict in words from its evidence (verdict/explain.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data: always valid Unicode, finite numbers, lossless paths.
@@ -44,6 +45,7 @@ class Analysis:
             "score": None if self.score is None else round(float(self.score), 6),
             "evidence": [item.to_dict() for item in self.evidence],
             "error": self.error,
+            "explanation": self.explanation,
         }
         if self.path is not None and not path_is_text(self.path):
             record["path_bytes"] = path_bytes(self.path).hex()
@@ -69,6 +71,7 @@ class Analysis:
             score=record["score"],
             evidence=[Evidence(**item) for item in record["evidence"]],
             error=record["error"],
+            explanation=record.get("explanation", ""),  # absent from results stored before it existed
         )
 
     @property

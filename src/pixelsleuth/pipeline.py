@@ -19,6 +19,7 @@ from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.hashing import file_sha256
 from pixelsleuth.intake import IntakeLimits, LoadedImage, load_image
 from pixelsleuth.verdict import fuse
+from pixelsleuth.verdict.explain import explain
 from pixelsleuth.verdict.stack import Stacker, fused_evidence
 
 if TYPE_CHECKING:
@@ -226,6 +227,7 @@ class Analyzer:
             verdict=verdict.label,
             score=verdict.score,
             evidence=evidence,
+            explanation=explain(evidence, verdict.label, verdict.score),
         )
 
     def analyze(self, source: str | Path) -> Analysis:
@@ -240,7 +242,10 @@ class Analyzer:
         except Exception as exc:  # last resort so that a batch goes on
             error = unexpected(exc, "the analysis of this file")
         sha256 = file_sha256(path, max_bytes=self.config.limits.max_file_bytes)
-        return Analysis(path=path, sha256=sha256, verdict="error", error=error.to_dict())
+        explanation = f"The image could not be analysed: {error.message}"
+        return Analysis(
+            path=path, sha256=sha256, verdict="error", error=error.to_dict(), explanation=explanation
+        )
 
 
 def analyze(
