@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from pixelsleuth.detectors.runtime import inference_model
 from pixelsleuth.errors import PixelsleuthError
 from pixelsleuth.forge.manipulate import splice
 from pixelsleuth.localization.learned import (
@@ -19,7 +20,6 @@ from pixelsleuth.localization.learned import (
     Localizer,
     MissingLocalizerWeightsError,
     count_parameters,
-    fold_batch_norm,
     learned_map,
     load_localizer,
     predict_probabilities,
@@ -75,7 +75,7 @@ def test_folding_batch_norm_keeps_outputs(model: Localizer) -> None:
     pixels = torch.from_numpy(_photo(np.random.default_rng(1), 64, 96)).permute(2, 0, 1)[None].float()
     with torch.no_grad():
         plain, _ = model(pixels)
-        folded, _ = fold_batch_norm(model)(pixels)
+        folded, _ = inference_model(model)(pixels)
     assert torch.allclose(plain, folded, atol=1e-4)
 
 
