@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from pixelsleuth.bench.locset import INVERTED_MASK_NOTE, LocalizationSample, chosen_mask, load_truth
 from pixelsleuth.intake import load_image
 from pixelsleuth.localization.copymove import copy_move
 from pixelsleuth.localization.ela import ela
 from pixelsleuth.localization.ghost import jpeg_ghost
-from pixelsleuth.localization.metrics import localization_metrics, truth_mask
+from pixelsleuth.localization.metrics import localization_metrics
 from pixelsleuth.localization.noise import noise_inconsistency
 from pixelsleuth.localization.record import ForensicMap
 
@@ -44,25 +44,6 @@ MAPS: dict[str, Callable[[np.ndarray], ForensicMap]] = {
     "ghost": jpeg_ghost,
 }
 KEYS = ("f1", "iou", "mcc", "auc", "best_f1")
-
-
-def chosen_mask(rows: list[dict[str, str]]) -> dict[str, str] | None:
-    """The one ground-truth mask of an image's masks, by the rules in the module docstring."""
-    if not rows:
-        return None
-    for preferred in ("forged", "_tm"):
-        picked = [row for row in rows if preferred in row["relpath"]]
-        if picked:
-            return picked[0]
-    plain = [row for row in rows if "RGB colour map" not in row["note"]]
-    return (plain or rows)[0]
-
-
-def read_mask(path: Path, note: str) -> np.ndarray:
-    with Image.open(path) as image:
-        values = np.asarray(image.convert("L"))
-    truth = truth_mask(values)
-    return ~truth if "BLACK(0)=manipulated" in note else truth
 
 
 def main() -> None:
@@ -96,7 +77,11 @@ def main() -> None:
         if mask_row is None:
             skipped += 1
             continue
-        truth = read_mask(args.manip / mask_row["relpath"], mask_row["note"])
+        inverted = INVERTED_MASK_NOTE in mask_row["note"]
+        mask_path = args.manip / mask_row["relpath"]
+        truth = load_truth(
+            LocalizationSample(args.manip / row["relpath"], mask_path, "", invert_mask=inverted)
+        )
         if truth.shape != rgb.shape[:2]:
             skipped += 1
             continue

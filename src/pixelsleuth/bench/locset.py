@@ -46,6 +46,7 @@ IMAGE_DIRS = ("images", "image", "Tp", "tampered", "fake", "manipulated", "4cam_
 GENUINE_DIRS = ("Au", "authentic", "pristine", "real", "4cam_auth")
 MASK_SUFFIXES = ("", "_gt", "_mask", "_edgemask", "forged", "_forged")
 _SPLIT_SALT = b"pixelsleuth-manip-split-v1"
+INVERTED_MASK_NOTE = "BLACK(0)=manipulated"  # the manifest's note on masks in NIST's convention
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def read_manifest(manifest: Path, root: Path) -> list[LocalizationSample]:
                     mask=root / mask_row["relpath"],
                     dataset=dataset,
                     manipulation=row.get("manipulation", "unknown") or "unknown",
-                    invert_mask="BLACK(0)=manipulated" in mask_row.get("note", ""),
+                    invert_mask=INVERTED_MASK_NOTE in mask_row.get("note", ""),
                     split=manip_split(relpath, members[dataset]),
                     relpath=relpath,
                 )
