@@ -216,12 +216,28 @@ def _verify_near(
     margin = max(32.0, float((high - low).max()))  # room for the source of the source (see ECHO)
     x0, y0 = (max(0, int(v - margin)) for v in low)
     x1, y1 = min(width, int(high[0] + margin) + 1), min(height, int(high[1] + margin) + 1)
+    return verify_in_window(gray, fine, affine, (x0, y0, x1, y1), min_distance=min_distance, seeds=copies)
+
+
+def verify_in_window(
+    gray: np.ndarray,
+    fine: np.ndarray,
+    affine: np.ndarray,
+    window: tuple[int, int, int, int],
+    *,
+    min_distance: float,
+    seeds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`verify_transform` inside `window` (x0, y0, x1, y1) only; `affine` and `seeds` are in image
+    coordinates, the copy and source masks come back at full size."""
+    height, width = gray.shape
+    x0, y0, x1, y1 = window
     shifted = affine.astype(np.float64).copy()
-    # In crop coordinates x' = x - o: the copy of s' is A (s' + o) + t - o.
+    # In window coordinates x' = x - o: the copy of s' is A (s' + o) + t - o.
     shifted[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64) - np.array([x0, y0], np.float64)
     copy_crop, source_crop = verify_transform(
         gray[y0:y1, x0:x1], fine[y0:y1, x0:x1], shifted.astype(np.float32), min_distance=min_distance,
-        seeds=copies - [x0, y0], min_area=max(64, MIN_AREA_FRACTION * height * width),
+        seeds=seeds - [x0, y0], min_area=max(64, MIN_AREA_FRACTION * height * width),
     )  # fmt: skip
     copy = np.zeros((height, width), bool)
     source = np.zeros((height, width), bool)

@@ -34,11 +34,10 @@ import numpy as np
 
 from pixelsleuth.localization.copymove import (
     AGREEMENT,
-    MIN_AREA_FRACTION,
     log10_nfa,
     mask_box,
     residual,
-    verify_transform,
+    verify_in_window,
 )
 from pixelsleuth.localization.record import ForensicMap, check_rgb
 
@@ -269,12 +268,4 @@ def _verify_in_crop(
     x0, x1 = max(0, min(left, left + dx) - margin), min(width, max(right, right + dx) + margin)
     y0, y1 = max(0, min(top, top + dy) - margin), min(height, max(bottom, bottom + dy) + margin)
     affine = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
-    copy_crop, source_crop = verify_transform(
-        gray[y0:y1, x0:x1], fine[y0:y1, x0:x1], affine, min_distance=min_offset, seeds=seeds - [x0, y0],
-        min_area=max(64, MIN_AREA_FRACTION * height * width),
-    )  # fmt: skip
-    copy = np.zeros((height, width), bool)
-    source = np.zeros((height, width), bool)
-    copy[y0:y1, x0:x1] = copy_crop
-    source[y0:y1, x0:x1] = source_crop
-    return copy, source
+    return verify_in_window(gray, fine, affine, (x0, y0, x1, y1), min_distance=min_offset, seeds=seeds)
