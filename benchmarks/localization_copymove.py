@@ -38,6 +38,7 @@ from pixelsleuth.intake import load_image
 from pixelsleuth.localization.copymove import copy_move
 from pixelsleuth.localization.copymove_dense import dense_copy_move
 from pixelsleuth.localization.metrics import localization_metrics
+from pixelsleuth.localization.record import ForensicMap
 
 DATASETS = ("coverage", "noso-cmfd", "vipp-cmfd-samples", "casia2")
 KEYS = ("f1", "best_f1", "auc")
@@ -145,47 +146,42 @@ def speed(photos: list[Path]) -> dict:
     noise = rng.normal(0, 2.0, (3000, 4000, 3)).astype(np.float32)
     image = np.clip(120 + 30 * large[..., None] + noise, 0, 255).astype(np.uint8)
     image[2000:2200, 2500:2800] = image[400:600, 600:900]
+    result, timing = _timed_dense(image)
+    megapixels = image.shape[0] * image.shape[1] / 1e6
+    print(
+        f"dense on {image.shape[1]} x {image.shape[0]} ({megapixels:.0f} MP): {timing['seconds']:.2f} s wall "
+        f"({timing['seconds'] / megapixels:.2f} s/MP), {timing['cpu_seconds']:.2f} s CPU; peak RSS "
+        f"{timing['peak_rss_mib']:.0f} MiB, {timing['added_mib']:.0f} MiB above the image already in memory; "
+        f"found {result.region} shift {result.data.get('shift')} (planted: 1900, 1600)"
+    )
+    timings = {"synthetic": timing}
+    for path in photos:
+        rgb = load_image(path).rgb
+        result, timings[path.name] = _timed_dense(rgb)
+        seconds, megapixels = timings[path.name]["seconds"], rgb.shape[0] * rgb.shape[1] / 1e6
+        print(
+            f"dense on {path.name} ({megapixels:.1f} MP): {seconds:.2f} s wall ({seconds / megapixels:.2f} "
+            f"s/MP), {timings[path.name]['cpu_seconds']:.2f} s CPU; {timings[path.name]['added_mib']:.0f} "
+            f"MiB above the image; region {result.region}"
+        )
+    return timings
+
+
+def _timed_dense(image: np.ndarray) -> tuple[ForensicMap, dict[str, float]]:
+    """`dense_copy_move(image)` with its wall and CPU time and its memory peak (reset first, Linux)."""
     before = _status_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current size (Linux)
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current size
     start, cpu = time.perf_counter(), time.process_time()
     result = dense_copy_move(image)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     peak = _status_kib("VmHWM")
-    megapixels = image.shape[0] * image.shape[1] / 1e6
-    print(
-        f"dense on {image.shape[1]} x {image.shape[0]} ({megapixels:.0f} MP): {seconds:.2f} s wall "
-        f"({seconds / megapixels:.2f} s/MP), {cpu_seconds:.2f} s CPU; peak RSS {peak / 1024:.0f} MiB, "
-        f"{(peak - before) / 1024:.0f} MiB above the image already in memory; found {result.region} "
-        f"shift {result.data.get('shift')} (planted: 1900, 1600)"
-    )
-    timings = {
-        "synthetic": {
-            "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "peak_rss_mib": peak / 1024,
-            "added_mib": (peak - before) / 1024,
-        }
+    timing = {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "peak_rss_mib": peak / 1024,
+        "added_mib": (peak - before) / 1024,
     }
-    for path in photos:
-        rgb = load_image(path).rgb
-        before = _status_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")
-        start, cpu = time.perf_counter(), time.process_time()
-        result = dense_copy_move(rgb)
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-        peak = _status_kib("VmHWM")
-        megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
-        print(
-            f"dense on {path.name} ({megapixels:.1f} MP): {seconds:.2f} s wall ({seconds / megapixels:.2f} "
-            f"s/MP), {cpu_seconds:.2f} s CPU; {(peak - before) / 1024:.0f} MiB above the image; "
-            f"region {result.region}"
-        )
-        timings[path.name] = {
-            "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "added_mib": (peak - before) / 1024,
-        }
-    return timings
+    return result, timing
 
 
 def _status_kib(key: str) -> int:
