@@ -32,7 +32,8 @@ def test_analysis_round_trips_through_json():
     record = json.loads(analysis.to_json())
     assert record["schema"] == SCHEMA
     assert set(record) == {"schema", "path", "sha256", "width", "height", "format", "verdict", "score",
-                           "evidence", "error", "explanation"}  # fmt: skip
+                           "evidence", "error", "explanation", "decided_by", "operating_point",
+                           "narration"}  # fmt: skip
     assert set(record["evidence"][0]) == {"source", "finding", "points_to", "strength", "detail", "data"}
     assert Analysis.from_dict(record) == analysis
 

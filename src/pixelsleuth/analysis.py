@@ -27,6 +27,10 @@ class Analysis:
     evidence: list[Evidence] = field(default_factory=list)
     error: dict[str, str] | None = None
     explanation: str = ""  # the verdict in words from its evidence (verdict/explain.py)
+    # How the verdict was reached: "hard-evidence:<source>", "calibrated-score", "conflict" or "no-evidence".
+    decided_by: str = ""
+    operating_point: dict[str, Any] | None = None  # where the calibrated score turned into the verdict
+    narration: dict[str, Any] | None = None  # optional language-model retelling (verdict/narrate.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data: always valid Unicode, finite numbers, lossless paths.
@@ -46,6 +50,9 @@ class Analysis:
             "evidence": [item.to_dict() for item in self.evidence],
             "error": self.error,
             "explanation": self.explanation,
+            "decided_by": self.decided_by,
+            "operating_point": self.operating_point,
+            "narration": self.narration,
         }
         if self.path is not None and not path_is_text(self.path):
             record["path_bytes"] = path_bytes(self.path).hex()
@@ -71,7 +78,11 @@ class Analysis:
             score=record["score"],
             evidence=[Evidence(**item) for item in record["evidence"]],
             error=record["error"],
-            explanation=record.get("explanation", ""),  # absent from results stored before it existed
+            # absent from results stored before they existed
+            explanation=record.get("explanation", ""),
+            decided_by=record.get("decided_by", ""),
+            operating_point=record.get("operating_point"),
+            narration=record.get("narration"),
         )
 
     @property
