@@ -219,8 +219,11 @@ class NarrationConfig:
     @property
     def endpoint(self) -> str:
         """The chat-completions URL requests go to."""
-        base = self.base_url.rstrip("/")
-        return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+        parts = urllib.parse.urlsplit(self.base_url)
+        path = parts.path.rstrip("/")
+        if not path.endswith("/chat/completions"):
+            path = f"{path}/chat/completions"
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
     @property
     def public_endpoint(self) -> str:
