@@ -325,7 +325,7 @@ def test_misconfiguration_is_a_typed_error_without_the_secret():
 
 
 IDS = {
-    "V": "verdict: ai-generated; score: 0.97",
+    "V": "verdict: ai-generated; score: 0.97 on a scale from 0 (authentic) to 1 (not authentic)",
     "E1": "source: watermark; points to: ai-generated; strength: 0.97; finding: The SDXL watermark is here.",
     "E2": "source: c2pa; points to: ai-generated; strength: 0.95; finding: Made with Adobe Firefly 2 "
     "(x 1,024, quality 0.9683).",
@@ -342,6 +342,9 @@ def test_citations_may_follow_the_full_stop_name_ranges_and_lists():
     claims, _ = check("- The watermark is there [e1].\n2. **Firefly** made it [E2; V].")
     assert [claim["cites"] for claim in claims] == [["E1"], ["E2", "V"]]
     assert claims[1]["sentence"] == "Firefly made it."
+    claims, dropped = check("The watermark is there (E1).Firefly made it [E2].Nothing else.")
+    assert [claim["cites"] for claim in claims] == [["E1"], ["E2"]]
+    assert [entry["reason"] for entry in dropped] == ["uncited"]
 
 
 def test_numbers_are_checked_but_names_percentages_and_rounding_are_understood():
@@ -350,9 +353,10 @@ def test_numbers_are_checked_but_names_percentages_and_rounding_are_understood()
         "The watermark is 97% certain [E1]. "  # a percentage of a stated fraction
         "The quality is 0.97 [E2]. "  # 0.9683 restated at two decimals
         "It is 1,024 wide [E2]. "
-        "Three models agree [E1]."  # numbers in words are not checked
+        "Three models agree [E1]. "  # numbers in words are not checked
+        "The score is 0.97 out of 1 [V]."  # the scale is part of the verdict item
     )
-    assert len(claims) == 5 and dropped == []
+    assert len(claims) == 6 and dropped == []
     _, dropped = check("The quality is 0.96 [E2]. The strength is 0.95 [E1]. It is 2048 wide [E2].")
     assert [entry["reason"] for entry in dropped] == ["unsupported-number"] * 3
 

@@ -62,6 +62,7 @@ VERDICT_ID = "V"
 MAX_REPLY_BYTES = 4 * 2**20  # a chat completion of a few hundred tokens is a few kilobytes
 MAX_DETAIL_CHARS = 600  # longer details are cut in the prompt (and checked as cut)
 MAX_SENTENCES = 8
+SCALE = " on a scale from 0 (authentic) to 1 (not authentic)"  # part of item V: its numbers may be cited
 
 SYSTEM_PROMPT = (
     "You retell, for a person, what an image-forensics tool found. You are given the tool's verdict "
@@ -259,17 +260,20 @@ def evidence_items(analysis: Analysis) -> dict[str, tuple[int | None, str]]:
     informative ones in their order. The text is exactly what the model is shown and what its
     sentences are checked against.
     """
-    score = "none (no evidence spoke either way)" if analysis.score is None else f"{analysis.score:.2f}"
+    if analysis.score is None:
+        score, scale = "none (no evidence spoke either way)", ""
+    else:
+        score, scale = f"{analysis.score:.2f}", SCALE
     items: dict[str, tuple[int | None, str]] = {
-        VERDICT_ID: (None, f"verdict: {analysis.verdict}; score: {score}")
+        VERDICT_ID: (None, f"verdict: {analysis.verdict}; score: {score}{scale}")
     }
     pointing = cited(analysis.evidence)
     chosen = {id(item) for item in pointing}
     order = pointing + [item for item in analysis.evidence if id(item) not in chosen]
+    order = [item for item in order if item.finding.strip()]
     index = {id(item): position for position, item in enumerate(analysis.evidence)}
     for number, item in enumerate(order, start=1):
-        if item.finding.strip():
-            items[f"E{number}"] = (index[id(item)], _item_text(item))
+        items[f"E{number}"] = (index[id(item)], _item_text(item))
     return items
 
 
@@ -292,12 +296,13 @@ def build_messages(analysis: Analysis, image_data_url: str | None = None) -> lis
 # ---------------------------------------------------------------------------------------------
 # Checking the reply
 
-_BRACKET = re.compile(r"\[([^\[\]\n]{1,80})\]")
+_BRACKET = re.compile(r"[\[(]([^\[\]()\n]{1,80})[\])]")  # [E1]; (E1) is accepted too
 _ID_TOKEN = re.compile(r"^[A-Za-z]\d*$")
 _RANGE = re.compile(r"^E(\d+)\s*[-–]\s*E?(\d+)$", re.IGNORECASE)
 _SENTENCE_END = re.compile(
-    r"[.!?]+[\"'”’)]*(?:\s*\[[^\[\]\n]{1,80}\])*(?=\s|$)"  # punctuation, then any citations
+    r"[.!?]+[\"'”’)]*(?:\s*[\[(][^\[\]()\n]{1,80}[\])])*(?=\s|$)"  # punctuation, then any citations
     r"|\[[^\[\]\n]{1,80}\](?=\s+[A-Z])"  # citations closing a sentence that lacks its full stop
+    r"|(?<=[\])])[.!?]+(?=[A-Z])"  # "[E1].Next": a full stop after citations, the space forgotten
 )
 _LIST_MARK = re.compile(r"^\s*(?:#{1,6}\s+|[-*•]\s+|\d{1,2}[.)]\s+)")
 _THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
