@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -224,6 +225,8 @@ def test_a_reply_with_nothing_checkable_is_rejected_and_the_batch_variant_record
         narrate(make_analysis(), config_for(stub))
     assert caught.value.type == "narration_rejected"
     assert [entry["reason"] for entry in caught.value.dropped] == ["uncited", "unsupported-number"]
+    assert pickle.loads(pickle.dumps(caught.value)).dropped == caught.value.dropped
+    assert pickle.loads(pickle.dumps(config_for(stub))) == config_for(stub)
     record = narration_record(make_analysis(), config_for(stub))
     assert record is not None and record["text"] == "" and record["claims"] == []
     assert record["error"]["type"] == "narration_rejected" and len(record["dropped"]) == 2
@@ -253,6 +256,8 @@ def test_http_errors_are_typed_sentences_that_never_show_the_key(stub, status, e
     assert error.status == status and expected in error.message and isinstance(error, PixelsleuthError)
     assert KEY not in error.message and KEY not in str(error) and "[key]" in error.message
     assert error.to_dict()["type"] == "narration_http_error"
+    copy = pickle.loads(pickle.dumps(error))  # errors and configs cross worker processes
+    assert (type(copy), copy.status, copy.message) == (NarrationHTTPError, status, error.message)
 
 
 def test_a_redirect_is_not_followed(stub):

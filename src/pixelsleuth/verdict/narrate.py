@@ -108,7 +108,7 @@ class NarrationHTTPError(NarrationError):
 
     type = "narration_http_error"
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int = 0) -> None:  # defaults keep it picklable
         super().__init__(message)
         self.status = status
 
@@ -124,9 +124,9 @@ class NarrationRejectedError(NarrationError):
 
     type = "narration_rejected"
 
-    def __init__(self, message: str, dropped: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, dropped: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
-        self.dropped = dropped
+        self.dropped = dropped or []
 
 
 @dataclass(frozen=True)
