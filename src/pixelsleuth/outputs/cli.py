@@ -21,6 +21,7 @@ from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES
 from pixelsleuth.intake import IntakeLimits
 from pixelsleuth.outputs.collect import collect_paths
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
+from pixelsleuth.outputs.report_command import finish_scan_reports, open_scan_reports, report_command
 from pixelsleuth.outputs.scan import scan as run_scan
 from pixelsleuth.outputs.store import ResultStore, default_store_path
 from pixelsleuth.outputs.worker import DEFAULT_FILE_TIMEOUT, IsolatedAnalyzer
@@ -152,6 +153,14 @@ def scan(
             show_default=False,
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write an HTML report of each image into this folder as its result arrives, and "
+            "index.html at the end (see `pixelsleuth report`).",
+        ),
+    ] = None,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
@@ -166,6 +175,7 @@ def scan(
         specs += tuple(DetectorSpec.parse(text) for text in detector or ())
         limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
         point = OperatingPointChoice.parse(operating_point) if operating_point else None
+        reports = open_scan_reports(report, limits) if report is not None else None
         fusion = None if no_default_detectors else default_fusion_card()
         sources = (*PROVENANCE_SOURCES, *PIXEL_SOURCES, *(("localization",) if localize else ()))
         config = AnalyzerConfig(
@@ -214,18 +224,21 @@ def scan(
                     sys.stdout.buffer.flush()
                 else:
                     results.append(analysis)
+                if reports is not None:  # never raises: a failed page is counted, the batch goes on
+                    reports.add({**analysis.to_dict(), "analysis_version": analyzer.version})
                 progress.advance(task)
     finally:
         _close(analyzer)
         if result_store is not None:
             result_store.close()
+        reports_ok = reports is None or finish_scan_reports(reports, err)
 
     if out is not None:
         out.print(_table(results))
     summary = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
     note = f" ({cached} from the store)" if cached else ""
     err.print(f"{len(files)} file(s): {summary}{note}")
-    raise typer.Exit(EXIT_SOME_FAILED if counts["error"] else EXIT_OK)
+    raise typer.Exit(EXIT_SOME_FAILED if counts["error"] or not reports_ok else EXIT_OK)
 
 
 def _close(analyzer: object) -> None:
@@ -262,6 +275,9 @@ def export(
             with open(output, "wb") as handle:
                 count = write_export(records, fmt, handle)  # type: ignore[arg-type]
     err.print(f"exported {count} result(s)")
+
+
+app.command("report")(report_command)
 
 
 @app.command("detectors")
