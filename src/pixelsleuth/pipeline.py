@@ -18,7 +18,8 @@ from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES, EvidenceSour
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.hashing import file_sha256
 from pixelsleuth.intake import IntakeLimits, LoadedImage, load_image
-from pixelsleuth.verdict import fuse
+from pixelsleuth.verdict.card import VerdictCard, default_card_path
+from pixelsleuth.verdict.decide import decide
 from pixelsleuth.verdict.explain import explain
 from pixelsleuth.verdict.stack import Stacker, fused_evidence
 
@@ -86,6 +87,12 @@ def default_fusion_card() -> str | None:
     return None if card is None else str(card)
 
 
+def default_verdict_card() -> str | None:
+    """The verdict card shipped inside the package, if there is one."""
+    path = default_card_path()
+    return str(path) if path.is_file() else None
+
+
 def default_detector_specs() -> tuple[DetectorSpec, ...]:
     """The detectors shipped inside the package (see detectors/weights/defaults.json)."""
     from pixelsleuth.detectors.defaults import embedded_detectors
@@ -103,6 +110,9 @@ class AnalyzerConfig:
     # A fusion card (JSON, see verdict/stack.py): stacks the detectors' and the spectral check's scores
     # into one score with an operating point. None: each detector speaks on its own.
     fusion: str | None = field(default_factory=lambda: default_fusion_card())
+    # The verdict card (JSON, see verdict/card.py): calibrates the combined evidence and holds the operating
+    # point. None: the verdict is the uncalibrated evidence combination.
+    verdict: str | None = field(default_factory=lambda: default_verdict_card())
     operating_point: OperatingPointChoice | None = None
 
     @cached_property
@@ -121,8 +131,10 @@ class AnalyzerConfig:
             version += f"/budget:{DEFAULT_PIXEL_BUDGET.label}"
         if self.fusion is not None:
             version += f"/fusion:{(file_sha256(self.fusion) or 'absent')[:12]}"
-            if self.operating_point is not None:
-                version += f"/operating-point:{self.operating_point.label}"
+        if self.verdict is not None:
+            version += f"/verdict:{(file_sha256(self.verdict) or 'absent')[:12]}"
+        if self.operating_point is not None and (self.fusion is not None or self.verdict is not None):
+            version += f"/operating-point:{self.operating_point.label}"
         return version
 
 
@@ -145,9 +157,18 @@ def _load_stacker(config: AnalyzerConfig) -> Stacker | None:
     choice = config.operating_point
     if choice is not None and choice.fpr is not None:
         stacker = stacker.at_fpr(choice.fpr)
-    elif choice is not None and choice.threshold is not None:
-        stacker = stacker.at_threshold(choice.threshold)
+    elif choice is not None and choice.threshold is not None and config.verdict is None:
+        stacker = stacker.at_threshold(choice.threshold)  # with a verdict card, the threshold is the verdict's
     return stacker
+
+
+def load_verdict_card(config: AnalyzerConfig) -> VerdictCard:
+    """The config's verdict card at its operating point (the identity card when there is none)."""
+    card = VerdictCard.identity() if config.verdict is None else VerdictCard.load(config.verdict)
+    choice = config.operating_point
+    if card.is_identity or choice is None:
+        return card
+    return card.at_fpr(choice.fpr) if choice.fpr is not None else card.at_threshold(choice.threshold or 0.0)
 
 
 def _with_fused_score(stacker: Stacker, found: list[Evidence]) -> list[Evidence]:
@@ -191,6 +212,7 @@ class Analyzer:
 
             self._detectors = [create(spec.name, spec.weights) for spec in self.config.detectors]
         self._stacker = _load_stacker(self.config) if self._detectors else None
+        self.verdict_card = load_verdict_card(self.config)
 
     @property
     def version(self) -> str:
@@ -217,17 +239,19 @@ class Analyzer:
 
     def analyze_image(self, image: LoadedImage) -> Analysis:
         evidence = self.evidence(image)
-        verdict = fuse(evidence)
+        decision = decide(evidence, self.verdict_card)
         return Analysis(
             path=image.path,
             sha256=image.sha256,
             width=image.width,
             height=image.height,
             format=image.format,
-            verdict=verdict.label,
-            score=verdict.score,
+            verdict=decision.label,
+            score=decision.probability,
             evidence=evidence,
-            explanation=explain(evidence, verdict.label, verdict.score),
+            explanation=explain(evidence, decision, weights=self.verdict_card.weights),
+            decided_by=decision.decided_by,
+            operating_point=decision.operating_point,
         )
 
     def analyze(self, source: str | Path) -> Analysis:

@@ -107,18 +107,53 @@ def fit_platt(
     return PlattCalibration(float(slope), float(intercept), int(labels.size), data)
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10) -> float:
-    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One bin of a reliability diagram: images whose probability fell in [low, high)."""
+
+    low: float
+    high: float
+    count: int
+    mean_probability: float  # NaN when the bin is empty
+    positive_rate: float  # fraction of those images that are positive; NaN when empty
+
+
+def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10) -> list[ReliabilityBin]:
+    """The reliability diagram's bins: equal-width probability bins, the last one closed at 1.
+
+    Example:
+        >>> [(b.count, b.positive_rate) for b in reliability_bins([0.1, 0.15, 0.9], [0, 1, 1], bins=2)]
+        [(2, 0.5), (1, 1.0)]
+    """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
-    error = 0.0
+    rows = []
     for b in range(bins):
         chosen = which == b
-        if chosen.any():
-            error += chosen.mean() * abs(labels[chosen].mean() - probabilities[chosen].mean())
-    return float(error)
+        count = int(chosen.sum())
+        rows.append(
+            ReliabilityBin(
+                float(edges[b]),
+                float(edges[b + 1]),
+                count,
+                float(probabilities[chosen].mean()) if count else math.nan,
+                float(labels[chosen].mean()) if count else math.nan,
+            )
+        )
+    return rows
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    rows = reliability_bins(probabilities, labels, bins=bins)
+    total = sum(row.count for row in rows)
+    if total == 0:
+        return math.nan
+    return float(
+        sum(row.count * abs(row.positive_rate - row.mean_probability) for row in rows if row.count) / total
+    )
 
 
 @dataclass(frozen=True)

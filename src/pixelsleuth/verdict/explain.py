@@ -1,9 +1,11 @@
 """A deterministic paragraph that explains a verdict from its evidence, strongest first.
 
-The paragraph opens with the verdict and its score, cites every finding that points somewhere (its own
-sentence, its source and strength, strongest first), names a conflict when strong findings point to
-different answers, and ends with what was checked and found nothing. It only restates evidence: every
-claim in it is one evidence item's finding.
+The paragraph opens with the verdict and its probability and says how it was reached (hard evidence
+alone, the calibrated score at its operating point, or a conflict), cites every finding that points
+somewhere (its own sentence, its source and strength; strongest first, as weighed by the verdict card's
+ranking of the sources), names a conflict when strong findings point to different answers, and ends
+with what was checked and found nothing. It only restates evidence: every claim in it is one evidence
+item's finding.
 
 Example:
     >>> from pixelsleuth.evidence.record import Evidence
@@ -19,9 +21,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pixelsleuth.evidence.record import Evidence
+
+if TYPE_CHECKING:
+    from pixelsleuth.verdict.decide import Decision
 
 STRONG = 0.5  # strength from which two findings that disagree are a conflict worth naming
 
@@ -38,17 +44,47 @@ def _sentence(text: str) -> str:
     return text.strip().rstrip(".")
 
 
-def cited(evidence: Sequence[Evidence]) -> list[Evidence]:
-    """The findings that point somewhere, strongest first (ties in source order)."""
+def cited(evidence: Sequence[Evidence], weights: Mapping[str, float] | None = None) -> list[Evidence]:
+    """The findings that point somewhere, strongest first (strength times the source's weight in the
+    ranking, 1 when unranked; ties in source order)."""
+    weights = weights or {}
     pointing = [item for item in evidence if item.points_to != "none" and item.strength > 0]
-    return sorted(pointing, key=lambda item: -item.strength)
+    return sorted(pointing, key=lambda item: -item.strength * weights.get(item.source, 1.0))
 
 
-def explain(evidence: Sequence[Evidence], verdict: str, score: float | None = None) -> str:
-    """The explanation paragraph (see the module docstring)."""
-    opening = _OPENINGS.get(verdict, f"Verdict: {verdict}")
+def _how(decision: Decision) -> str:
+    point = decision.operating_point or {}
+    if decision.decided_by.startswith("hard-evidence:"):
+        source = decision.decided_by.split(":", 1)[1]
+        return f"Decided by hard evidence from {source}, which settles the question on its own."
+    if decision.decided_by == "calibrated-score" and point:
+        return (
+            f"Operating point {point['label']}: images at or above {point['threshold']:.2f} are called "
+            f"generated or edited, below {point['authentic_below']:.2f} authentic, and in between "
+            "inconclusive."
+        )
+    if decision.decided_by == "evidence-combination":
+        return "No fused detector score was available, so this score is an uncalibrated evidence combination."
+    return ""
+
+
+def explain(
+    evidence: Sequence[Evidence],
+    decision: Decision | str,
+    score: float | None = None,
+    *,
+    weights: Mapping[str, float] | None = None,
+) -> str:
+    """The explanation paragraph (see the module docstring); `decision` is a `Decision` or a bare label."""
+    label = decision if isinstance(decision, str) else decision.label
+    if not isinstance(decision, str):
+        score = decision.probability
+    opening = _OPENINGS.get(label, f"Verdict: {label}")
     parts = [f"{opening} (score {score:.2f})." if score is not None else f"{opening}."]
-    pointing = cited(evidence)
+    how = "" if isinstance(decision, str) else _how(decision)
+    if how:
+        parts.append(how)
+    pointing = cited(evidence, weights)
     parts += [
         f"{_sentence(item.finding)} ({item.source}, strength {item.strength:.2f})." for item in pointing
     ]
@@ -56,7 +92,9 @@ def explain(evidence: Sequence[Evidence], verdict: str, score: float | None = No
     for item in pointing:
         if item.strength >= STRONG:
             strong_sides.setdefault(item.points_to, []).append(item.source)
-    if len(strong_sides) > 1:
+    if not isinstance(decision, str) and decision.conflict:
+        parts.append(f"These findings conflict: {decision.conflict}; the verdict abstains.")
+    elif len(strong_sides) > 1:
         sides = "; ".join(f"{', '.join(sources)} to {side}" for side, sources in strong_sides.items())
         parts.append(f"These findings conflict: {sides}.")
     quiet = [item.source for item in evidence if item.points_to == "none" or item.strength == 0]
