@@ -295,6 +295,7 @@ def detectors_command() -> None:
 
 def _register_research_commands() -> None:
     # The research workflow lives in train/ and bench/; its commands join the one CLI here.
+    from pixelsleuth.bench.assess_command import assess_command, fit_verdict_command
     from pixelsleuth.bench.command import evaluate_command, generalization_command, robustness_command
     from pixelsleuth.bench.leaveout_command import leave_out_command
     from pixelsleuth.bench.localization_command import evaluate_localization_command
@@ -315,6 +316,8 @@ def _register_research_commands() -> None:
     app.command("train")(train_command)
     app.command("train-localizer")(train_localizer_command)
     app.command("fit-fusion")(fit_fusion_command)
+    app.command("assess")(assess_command)
+    app.command("fit-verdict")(fit_verdict_command)
     app.command("evaluate")(evaluate_command)
     app.command("robustness")(robustness_command)
     app.command("localize")(localize_command)
