@@ -370,3 +370,33 @@ def test_reasoning_blocks_stray_citations_and_brackets_that_are_not_citations():
     claims, dropped = check("<think>E1 says 0.5</think>The watermark [sic] is present [E1]. [E2]")
     assert [claim["sentence"] for claim in claims] == ["The watermark [sic] is present."]
     assert dropped == []
+
+
+def test_scan_narrate_adds_a_cited_retelling_to_each_result_without_sending_the_image(
+    stub, monkeypatch, tmp_path
+):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from pixelsleuth.outputs.cli import app
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "a1111-parameters.png"
+    stub.reply("The file carries generation parameters from AUTOMATIC1111 [E1]. It is a cat [E99].")
+    monkeypatch.setenv(ENV_URL, stub.url)
+    monkeypatch.setenv(ENV_MODEL, "stub-model")
+    runner = CliRunner()
+    args = ["scan", str(sample), "--no-default-detectors", "--json", "--file-timeout", "0"]
+    result = runner.invoke(app, [*args, "--narrate", "--store", str(tmp_path / "s.sqlite3")])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.splitlines()[0])
+    assert record["narration"]["text"].startswith("The file carries generation parameters")
+    assert [item["sentence"] for item in record["narration"]["dropped"]] == ["It is a cat [E99]."]
+    assert record["verdict"] == "ai-generated"  # the narration never changes the verdict
+    sent = json.dumps(stub.requests[0]["json"])
+    assert "image_url" not in sent and "AUTOMATIC1111" in sent
+    again = runner.invoke(app, [*args, "--store", str(tmp_path / "s.sqlite3")])  # kept in the store
+    assert json.loads(again.stdout.splitlines()[0])["narration"]["text"] == record["narration"]["text"]
+    monkeypatch.delenv(ENV_URL)
+    refused = runner.invoke(app, [*args, "--narrate", "--no-store"])
+    assert refused.exit_code == 2 and "PIXELSLEUTH_NARRATION_URL" in refused.output

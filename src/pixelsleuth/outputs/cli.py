@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from pixelsleuth import __version__
 from pixelsleuth.analysis import Analysis, json_safe
-from pixelsleuth.errors import PixelsleuthError
+from pixelsleuth.errors import PixelsleuthError, UsageError
 from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES
 from pixelsleuth.intake import IntakeLimits
 from pixelsleuth.outputs.collect import collect_paths
@@ -33,6 +34,9 @@ from pixelsleuth.pipeline import (
     default_detector_specs,
     default_fusion_card,
 )
+
+if TYPE_CHECKING:
+    from pixelsleuth.verdict.narrate import NarrationConfig
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 LOCALIZE_FILE_TIMEOUT = 600.0
@@ -161,6 +165,15 @@ def scan(
             "index.html at the end (see `pixelsleuth report`).",
         ),
     ] = None,
+    narrate: Annotated[
+        bool,
+        typer.Option(
+            "--narrate",
+            help="Add a language-model retelling of each result, through the OpenAI-compatible endpoint in "
+            "PIXELSLEUTH_NARRATION_URL (off by default; the image is sent only with "
+            "PIXELSLEUTH_NARRATION_SEND_IMAGE=1; every sentence must cite the evidence; docs/narration.md).",
+        ),
+    ] = False,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
@@ -176,6 +189,7 @@ def scan(
         limits = IntakeLimits(max_pixels=max_pixels, max_file_bytes=int(max_file_mb * 2**20))
         point = OperatingPointChoice.parse(operating_point) if operating_point else None
         reports = open_scan_reports(report, limits) if report is not None else None
+        narration = _narration_config() if narrate else None
         fusion = None if no_default_detectors else default_fusion_card()
         sources = (*PROVENANCE_SOURCES, *PIXEL_SOURCES, *(("localization",) if localize else ()))
         config = AnalyzerConfig(
@@ -216,6 +230,8 @@ def scan(
             task = progress.add_task("scanning", total=len(files))
             for item in run_scan(files, analyzer, result_store, rescan=rescan):
                 analysis = item.analysis
+                if narration is not None and analysis.narration is None:
+                    _add_narration(analysis, narration, result_store, analyzer.version)
                 counts[analysis.verdict] += 1
                 cached += item.cached
                 if json_lines:
@@ -239,6 +255,31 @@ def scan(
     note = f" ({cached} from the store)" if cached else ""
     err.print(f"{len(files)} file(s): {summary}{note}")
     raise typer.Exit(EXIT_SOME_FAILED if counts["error"] or not reports_ok else EXIT_OK)
+
+
+def _narration_config() -> NarrationConfig:
+    from pixelsleuth.verdict.narrate import NarrationConfig
+
+    config = NarrationConfig.from_env()
+    if config is None:
+        raise UsageError(
+            "--narrate needs an OpenAI-compatible endpoint: set PIXELSLEUTH_NARRATION_URL and "
+            "PIXELSLEUTH_NARRATION_MODEL (see docs/narration.md)"
+        )
+    return config
+
+
+def _add_narration(
+    analysis: Analysis, config: NarrationConfig, store: ResultStore | None, version: str
+) -> None:
+    """Narrate in this process (a slow endpoint must not eat a file's time budget) and keep it stored."""
+    from pixelsleuth.verdict.narrate import narration_record
+
+    analysis.narration = narration_record(analysis, config, image_path=analysis.path)
+    if analysis.narration is not None and store is not None:
+        # the verdict is stored already; the narration is in this run's output even if the store refuses it
+        with contextlib.suppress(sqlite3.Error, ValueError, TypeError, OverflowError):
+            store.put(analysis, version)
 
 
 def _close(analyzer: object) -> None:
