@@ -42,8 +42,6 @@ VERDICT = "verdict"
 DECISIVE = 0.5  # a finding at least this strong, pointing away from a genuine photo, "flags" the image
 MIN_SUPPORT = 10  # a source must speak on this many images before its weight is measured
 FAILURES_SHOWN = 6
-# Sources whose evidence data holds a probability (calibrated on their own fitting data).
-PROBABILITY_SOURCES = ("fused-detectors", "localization")
 _TRUTH_WORDS = {
     "0": "authentic",
     "real": "authentic",
@@ -122,19 +120,25 @@ def load_labelled(source: str | Path) -> list[LabelledImage]:
 
 def source_score(evidence: Sequence[Evidence], source: str) -> float:
     """One source's evidence about one image as a number in [0, 1]: its stated probability where it has
-    one, else (1 + s) / 2 where s is its strongest finding away from a genuine photo minus its strongest
-    towards one (0.5: the source said nothing)."""
+    one (the fused score, each detector, localization), the spectral check's own score, else
+    (1 + s) / 2 where s is its strongest finding away from a genuine photo minus its strongest towards
+    one (0.5: the source said nothing)."""
     mine = [item for item in evidence if item.source == source]
-    if source in PROBABILITY_SOURCES:
-        for item in mine:
-            if "probability" in item.data:
-                return float(item.data["probability"])
-        return 0.5
+    for item in mine:
+        if "probability" in item.data:
+            return float(item.data["probability"])
+        if source == "spectral" and "score" in item.data:
+            return float(min(max(item.data["score"], 0.0), 1.0))
     away = max(
         (item.strength for item in mine if item.points_to in ("ai-generated", "manipulated")), default=0.0
     )
     towards = max((item.strength for item in mine if item.points_to == "authentic"), default=0.0)
     return 0.5 + 0.5 * (away - towards)
+
+
+def states_probability(evidence: Sequence[Sequence[Evidence]], source: str) -> bool:
+    """Whether the source gives a probability (so that its calibration can be measured)."""
+    return any(item.source == source and "probability" in item.data for items in evidence for item in items)
 
 
 def _spoke(evidence: Sequence[Evidence], source: str) -> str | None:
@@ -293,7 +297,9 @@ def assess(
             ]
         )
         spoke = [_spoke(items, name) for items in evidence]
-        rows.append(_assess_source(name, chosen, evidence, scores, flags, spoke, name in PROBABILITY_SOURCES))
+        rows.append(
+            _assess_source(name, chosen, evidence, scores, flags, spoke, states_probability(evidence, name))
+        )
     rows[1:] = sorted(rows[1:], key=lambda row: -(0.0 if math.isnan(row.auc) else row.auc))
 
     subsets: dict[str, dict[str, float]] = {}
