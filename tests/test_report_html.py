@@ -291,6 +291,16 @@ def test_an_error_result_gets_a_short_report():
     assert "Error" in html and 'id="evidence"' not in html and 'id="image"' not in html
 
 
+def test_an_uncalibrated_score_is_not_called_a_probability():
+    record = {"path": "a.png", "sha256": "ab" * 32, "verdict": "manipulated", "score": 0.9}
+    combined = render_image_report({**record, "decided_by": "evidence-combination"}, None)
+    assert "score, uncalibrated" in combined and "not a probability" in combined and "0.900" in combined
+    assert "probability not authentic" not in combined
+    calibrated = render_image_report({**record, "decided_by": "calibrated-score"}, None)
+    assert "probability not authentic" in calibrated and "the calibrated probability" in calibrated
+    assert "90.0 %" in calibrated
+
+
 def test_an_old_record_without_the_newer_keys_renders(tmp_path):
     old = {
         "schema": "pixelsleuth.analysis/1",

@@ -46,11 +46,14 @@ def render_image_report(
     point = record.get("operating_point")
     narration = record.get("narration") if isinstance(record.get("narration"), dict) else None
     width, height = record.get("width"), record.get("height")
+    calibrated = record.get("decided_by") != "evidence-combination"  # else the score is no probability
     return render_page(
         "image.html.j2",
         "image.js",
         verdict=view.verdict_view(record),
-        score=view.score_text(record.get("score")),
+        score=view.score_text(record.get("score"), probability=calibrated),
+        score_meaning=view.score_meaning(record.get("decided_by")),
+        calibrated=calibrated,
         name=view.file_name(record),
         path=str(record.get("path") or "(no path)"),
         sha256=str(record.get("sha256") or "not recorded (the file could not be read)"),

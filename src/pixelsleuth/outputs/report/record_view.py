@@ -53,8 +53,9 @@ VERDICTS: dict[str, VerdictView] = {
 VERDICT_ORDER = tuple(VERDICTS)
 
 _DECIDED_BY = {
-    "calibrated-score": "the calibrated detector score at its operating point",
+    "calibrated-score": "the calibrated score at its operating point",
     "conflict": "a conflict between strong findings",
+    "evidence-combination": "the findings combined (no calibrated score was available)",
     "no-evidence": "no evidence either way",
 }
 
@@ -94,11 +95,20 @@ def verdict_view(record: dict[str, Any]) -> VerdictView:
     return VERDICTS.get(verdict, VerdictView(verdict, verdict, "", "#455a64"))
 
 
-def score_text(score: Any) -> str | None:
-    """The score as a percentage ("96.3 %"), or None when there is none."""
+def score_text(score: Any, *, probability: bool = True) -> str | None:
+    """The score as a percentage ("96.3 %"; as "0.963" when it is not a probability), or None."""
     if not isinstance(score, int | float) or isinstance(score, bool):
         return None
-    return f"{100 * float(score):.1f} %"
+    return f"{100 * float(score):.1f} %" if probability else f"{float(score):.3f}"
+
+
+def score_meaning(decided_by: Any) -> str:
+    """What the score is, in words, as far as the record says."""
+    if decided_by == "evidence-combination":
+        return "an uncalibrated combination of the findings, not a probability"
+    if decided_by == "calibrated-score":
+        return "the calibrated probability that the image is not authentic"
+    return "how likely the image is not authentic"
 
 
 def decided_by_text(decided_by: Any) -> str:
