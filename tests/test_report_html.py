@@ -301,6 +301,18 @@ def test_an_uncalibrated_score_is_not_called_a_probability():
     assert "90.0 %" in calibrated
 
 
+def test_a_failed_narration_says_so():
+    narration = {
+        "text": "",
+        "model": "m",
+        "error": {"type": "narration_timeout", "message": "no answer in 30 s"},
+    }
+    record = {"path": "a.png", "sha256": "ab" * 32, "verdict": "authentic", "narration": narration}
+    assert "Machine narration was asked for but not made: no answer in 30 s" in render_image_report(
+        record, None
+    )
+
+
 def test_an_old_record_without_the_newer_keys_renders(tmp_path):
     old = {
         "schema": "pixelsleuth.analysis/1",

@@ -68,6 +68,7 @@ def render_image_report(
         explanation=str(record.get("explanation") or ""),
         narration=str((narration or {}).get("text") or ""),
         narration_model=str((narration or {}).get("model") or ""),
+        narration_error=_narration_error(narration),
         visuals=visuals,
         boxes=view.region_boxes(record) if visuals.available else [],
         evidence=view.evidence_rows(record),
@@ -76,3 +77,11 @@ def render_image_report(
         index_href=index_href,
         pixelsleuth_version=__version__,
     )
+
+
+def _narration_error(narration: dict[str, Any] | None) -> str:
+    """The sentence of a narration that was asked for and failed ("" when none failed)."""
+    error = (narration or {}).get("error")
+    if not isinstance(error, dict) or (narration or {}).get("text"):
+        return ""
+    return str(error.get("message") or "the narration failed")
