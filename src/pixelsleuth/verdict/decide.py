@@ -57,6 +57,7 @@ class Decision:
     operating_point: dict[str, Any] | None
     conflict: str = ""  # the conflict named, when there is one
     calibrated: bool = False
+    note: str = ""  # why the score is not calibrated, when it is not
 
 
 def is_hard(item: Evidence) -> bool:
@@ -133,10 +134,11 @@ def decide(evidence: Sequence[Evidence], card: VerdictCard) -> Decision:
     parts = contributions(evidence, card)
     if (FUSED_SOURCE, "ai-generated") not in parts or card.is_identity:
         verdict = fuse(evidence)  # nothing calibrated to stand on: the plain evidence combination
+        note = "no verdict card is installed" if card.is_identity else "no fused detector score was available"
         if conflict:
-            return Decision("inconclusive", verdict.score, "conflict", None, conflict)
+            return Decision("inconclusive", verdict.score, "conflict", None, conflict, note=note)
         how = "evidence-combination" if verdict.score is not None else "no-evidence"
-        return Decision(verdict.label, verdict.score, how, None)
+        return Decision(verdict.label, verdict.score, how, None, note=note)
 
     raw = 1.0 / (1.0 + math.exp(-sum(parts.values())))
     probability = card.calibrate(raw)

@@ -64,7 +64,8 @@ def _how(decision: Decision) -> str:
             "inconclusive."
         )
     if decision.decided_by == "evidence-combination":
-        return "No fused detector score was available, so this score is an uncalibrated evidence combination."
+        reason = decision.note or "nothing calibrated was available"
+        return f"This score is an uncalibrated combination of the findings ({reason})."
     return ""
 
 
