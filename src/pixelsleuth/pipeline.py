@@ -158,7 +158,8 @@ def _load_stacker(config: AnalyzerConfig) -> Stacker | None:
     if choice is not None and choice.fpr is not None:
         stacker = stacker.at_fpr(choice.fpr)
     elif choice is not None and choice.threshold is not None and config.verdict is None:
-        stacker = stacker.at_threshold(choice.threshold)  # with a verdict card, the threshold is the verdict's
+        # with a verdict card, a threshold is the verdict's (on its calibrated probability), not the stack's
+        stacker = stacker.at_threshold(choice.threshold)
     return stacker
 
 

@@ -118,7 +118,9 @@ class ReliabilityBin:
     positive_rate: float  # fraction of those images that are positive; NaN when empty
 
 
-def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10) -> list[ReliabilityBin]:
+def reliability_bins(
+    probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10
+) -> list[ReliabilityBin]:
     """The reliability diagram's bins: equal-width probability bins, the last one closed at 1.
 
     Example:
