@@ -139,11 +139,11 @@ def test_assess_and_fit_verdict_commands_end_to_end(tmp_path):
     assert json.loads((tmp_path / "a.json").read_text())["n"] == 6
     fitted = runner.invoke(
         app, ["fit-verdict", str(data), str(card), "--store", str(store),
-              "--ranking", str(tmp_path / "r.json"), "--fpr", "0.34"],
+              "--ranking", str(tmp_path / "r.json"), "--fpr", "0.34", "--genuine", str(data)],
     )  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
     written = VerdictCard.load(card)
     assert written.calibration.n == 6 and written.reproduce[0].startswith("pixelsleuth fit-verdict")
-    assert written.measured_fpr <= 0.34 and len(written.real_probabilities) == 3
+    assert written.measured_fpr <= 0.34 and len(written.real_probabilities) == 3  # --genuine: no photo twice
     missing = runner.invoke(app, ["assess", str(tmp_path / "nowhere"), "--store", str(store)])
     assert missing.exit_code == 2 and "no dataset" in missing.output

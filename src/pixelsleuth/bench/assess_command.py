@@ -16,7 +16,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from pixelsleuth.analysis import Analysis
+from pixelsleuth.analysis import Analysis, json_safe
 from pixelsleuth.bench.assess import (
     VERDICT,
     Assessment,
@@ -143,11 +143,11 @@ def assess_command(
         raise typer.Exit(EXIT_USAGE) from None
     print_assessment(assessment)
     if json_path is not None:
-        json_path.write_text(json.dumps(assessment.to_dict(), indent=1, default=str) + "\n")
+        json_path.write_text(json.dumps(json_safe(assessment.to_dict()), indent=1) + "\n")
     if html_path is not None:
         html_path.write_text(render_assessment(assessment), encoding="utf-8")
     if ranking is not None:
-        ranking.write_text(json.dumps(assessment.ranking(), indent=1) + "\n")
+        ranking.write_text(json.dumps(json_safe(assessment.ranking()), indent=1) + "\n")
 
 
 def fit_verdict_command(
@@ -160,6 +160,14 @@ def fit_verdict_command(
     miss_rate: Annotated[
         float, typer.Option("--miss-rate", help="Share of generated images that may be called authentic.")
     ] = 0.05,
+    genuine: Annotated[
+        Path | None,
+        typer.Option(
+            "--genuine",
+            help="More genuine photos (a labelled set; only its genuine images are used) that join in "
+            "setting the threshold, not the calibration; images already in DATASET are not counted twice.",
+        ),
+    ] = None,
     store: StoreOption = None,
     localize: LocalizeOption = False,
     limit: LimitOption = None,
@@ -177,13 +185,19 @@ def fit_verdict_command(
         analyses = analyse_labelled(images, store, localize=localize)
         kept = [(image, a) for image, a in zip(images, analyses, strict=True) if a.verdict != "error"]
         labels = np.array([image.positive for image, _ in kept])
+        more: list[Analysis] = []
+        if genuine is not None:
+            seen = {image.path.resolve() for image in images}
+            extra = [i for i in load_labelled(genuine) if not i.positive and i.path.resolve() not in seen]
+            more = [a for a in analyse_labelled(extra, store, localize=localize) if a.verdict != "error"]
         fitted = fit_verdict_card(
             [a.evidence for _, a in kept],
             labels,
             weights=weights,
             fpr=fpr,
             miss_rate=miss_rate,
-            fitted_on=str(dataset),
+            fitted_on=str(dataset) + (f" + genuine photos of {genuine}" if genuine else ""),
+            more_genuine=[a.evidence for a in more],
         )
     except PixelsleuthError as exc:
         typer.echo(exc.message, err=True)
@@ -201,6 +215,7 @@ def fit_verdict_command(
         ),
     }
     reproduce = f"pixelsleuth fit-verdict {dataset} {output}" + (f" --ranking {ranking}" if ranking else "")
+    reproduce += f" --genuine {genuine}" if genuine else ""
     reproduce += f" --fpr {fpr:g} --miss-rate {miss_rate:g}"
     fitted = replace(fitted, reproduce=(reproduce,), measured={"on_fit_set": measured})
     fitted.save(output)

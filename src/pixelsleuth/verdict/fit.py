@@ -51,8 +51,13 @@ def fit_verdict_card(
     fpr: float = DEFAULT_FPR,
     miss_rate: float = DEFAULT_MISS_RATE,
     fitted_on: str = "",
+    more_genuine: Sequence[Sequence[Evidence]] = (),
 ) -> VerdictCard:
     """The verdict card fitted on these images' evidence and labels (1: not authentic).
+
+    `more_genuine`: evidence of further genuine photos that join the fit's own genuine images in setting
+    the threshold (a 1 % false-positive rate needs a few hundred photos to be set at all precisely) but
+    not in the calibration (which should see the classes as often as they are in the fit set).
 
     Raises:
         UsageError: fewer than two genuine or two other images remain for the fit.
@@ -74,4 +79,8 @@ def fit_verdict_card(
         calibration, 0.5, 0.0, fpr, math.nan, miss_rate, math.nan, dict(weights), fitted_on=fitted_on
     )
     calibrated = calibration(np.array(raw))
-    return set_operating_points(card, calibrated[y == 0], calibrated[y == 1], fpr=fpr, miss_rate=miss_rate)
+    extra = [
+        value for value in (raw_probability(items, unfitted) for items in more_genuine) if value is not None
+    ]
+    real = np.concatenate([calibrated[y == 0], calibration(np.array(extra)) if extra else []])
+    return set_operating_points(card, real, calibrated[y == 1], fpr=fpr, miss_rate=miss_rate)
