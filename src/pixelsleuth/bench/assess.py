@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def load_labelled(source: str | Path) -> list[LabelledImage]:
             word = str(row.get("label", "")).strip().lower()
             if not value or word not in _TRUTH_WORDS:
                 raise AssessmentError(f"{where}: needs a path and a label of real, fake or manip")
-            path = Path(value) if Path(value).is_absolute() else root.parent / value
+            path = Path(os.path.abspath(root.parent / value))  # normalised: the store keys on the path
             subset = row.get("subset") or row.get("generator_or_set") or row.get("generator") or word
             found.append(LabelledImage(path, _TRUTH_WORDS[word], str(subset)))
     elif root.is_dir():

@@ -142,12 +142,23 @@ def assess_command(
         typer.echo(exc.message, err=True)
         raise typer.Exit(EXIT_USAGE) from None
     print_assessment(assessment)
-    if json_path is not None:
-        json_path.write_text(json.dumps(json_safe(assessment.to_dict()), indent=1) + "\n")
-    if html_path is not None:
-        html_path.write_text(render_assessment(assessment), encoding="utf-8")
-    if ranking is not None:
-        ranking.write_text(json.dumps(json_safe(assessment.ranking()), indent=1) + "\n")
+    outputs = {
+        json_path: lambda: json.dumps(json_safe(assessment.to_dict()), indent=1) + "\n",
+        html_path: lambda: render_assessment(assessment),
+        ranking: lambda: json.dumps(json_safe(assessment.ranking()), indent=1) + "\n",
+    }
+    for path, text in outputs.items():
+        if path is not None:
+            _write(path, text())
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"cannot write {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def fit_verdict_command(
@@ -218,7 +229,7 @@ def fit_verdict_command(
     reproduce += f" --genuine {genuine}" if genuine else ""
     reproduce += f" --fpr {fpr:g} --miss-rate {miss_rate:g}"
     fitted = replace(fitted, reproduce=(reproduce,), measured={"on_fit_set": measured})
-    fitted.save(output)
+    _write(output, json.dumps(fitted.to_dict(), indent=1) + "\n")
     typer.echo(
         f"wrote {output}: Platt slope {fitted.calibration.slope:.3f}, "
         f"intercept {fitted.calibration.intercept:.3f} on {fitted.calibration.n} images; "
