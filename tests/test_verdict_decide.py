@@ -51,8 +51,10 @@ CAMERA = Evidence("exif", "Canon EOS", "authentic", 0.2)
         ([WATERMARK, fused(0.02), CAMERA], "ai-generated", "hard-evidence:watermark"),
         ([c2pa("ai-generated", "valid"), fused(0.3)], "ai-generated", "hard-evidence:c2pa"),
         ([c2pa("authentic", "trusted"), fused(0.3)], "authentic", "hard-evidence:c2pa"),
-        # untrusted credentials and weak watermark matches are not hard: the calibrated score decides
-        ([c2pa("ai-generated", "untrusted", 0.76), fused(0.02)], "inconclusive", "calibrated-score"),
+        # an AI declaration by an untrusted signer decides, a camera capture by one does not; weak
+        # watermark matches are not hard: the calibrated score decides
+        ([c2pa("ai-generated", "untrusted", 0.76), fused(0.02)], "ai-generated", "hard-evidence:c2pa"),
+        ([c2pa("authentic", "untrusted", 0.6), fused(0.5)], "inconclusive", "calibrated-score"),
         ([Evidence("watermark", "weak match", "ai-generated", 0.7), fused(0.02)], "inconclusive",
          "calibrated-score"),
         # hard or strong evidence on both sides: abstain
@@ -74,6 +76,8 @@ CAMERA = Evidence("exif", "Canon EOS", "authentic", 0.2)
 def test_fusion_truth_table(evidence, label, decided_by):
     decision = decide(evidence, CARD)
     assert (decision.label, decision.decided_by) == (label, decided_by)
+    if decision.calibrated:  # soft findings are never surer than hard evidence
+        assert 1 - HARD_PROBABILITY <= decision.probability <= HARD_PROBABILITY
     if decided_by == "conflict":
         assert "point away from a genuine photo" in decision.conflict and "towards one" in decision.conflict
         assert "conflict" in explain(evidence, decision)
@@ -85,7 +89,7 @@ def test_fusion_truth_table(evidence, label, decided_by):
 
 def test_hard_evidence_needs_valid_credentials_and_a_decisive_strength():
     assert is_hard(RECORD) and is_hard(WATERMARK) and is_hard(c2pa("ai-generated", "trusted"))
-    assert not is_hard(c2pa("ai-generated", "invalid")) and not is_hard(c2pa("ai-generated", "untrusted"))
+    assert not is_hard(c2pa("ai-generated", "invalid")) and not is_hard(c2pa("authentic", "untrusted"))
     assert not is_hard(CAMERA) and not is_hard(fused(0.99))
     ingredient = Evidence("c2pa", "ingredient", "ai-generated", 0.9, data={"signature_state": "valid",
                                                                           "ingredient": "a.jpg"})  # fmt: skip
@@ -138,3 +142,18 @@ def test_calibration_lowers_ece_on_overconfident_synthetic_scores():
     assert after < 0.5 * before and after < 0.05
     genuine = calibrated[test_labels == 0]
     assert np.mean(genuine >= card.threshold) <= 0.02  # the 1 % operating point holds on fresh photos
+
+
+def test_a_calibrated_verdict_names_what_it_rests_on_even_a_score_inside_its_own_band():
+    in_band = Evidence(
+        "fused-detectors", "The detectors are undecided (fused P = 0.93).", data={"probability": 0.83}
+    )
+    camera = Evidence("exif", "Camera: Canon", "authentic", 0.2)
+    decision = decide([in_band, camera], CARD)
+    assert decision.label == "ai-generated" and decision.drivers == ("fused-detectors",)
+    text = explain([in_band, camera], decision)
+    assert (
+        "rests mostly on fused-detectors" in text and "The detectors are undecided (fused P = 0.93). in text
+    )
+    assert "Checked without a finding" not in text  # the driver is not listed as silent
+    assert decide([fused(0.5)], CARD).drivers == ()  # inconclusive: nothing moved it either way

@@ -253,7 +253,7 @@ def scan(
         out.print(_table(results))
     summary = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
     note = f" ({cached} from the store)" if cached else ""
-    err.print(f"{len(files)} file(s): {summary}{note}")
+    err.print(f"{len(files)} file(s): {summary}{note}", soft_wrap=True)  # one line, for scripts that read it
     raise typer.Exit(EXIT_SOME_FAILED if counts["error"] or not reports_ok else EXIT_OK)
 
 

@@ -1,8 +1,9 @@
 """One verdict from all the evidence: hard evidence decides alone, conflicts abstain, the rest is calibrated.
 
-1. **Hard evidence** decides on its own: Content Credentials that validate and declare generative AI
-   (or, on the other side, a validated camera capture), a generation record in the file's text, AI
-   metadata from a known generator, a decoded Stable Diffusion watermark (`is_hard`).
+1. **Hard evidence** decides on its own: intact Content Credentials that declare generative AI (even
+   from a signer not on a trust list; on the other side, a camera capture only from a trusted one), a
+   generation record in the file's text, AI metadata from a known generator, a decoded Stable
+   Diffusion watermark (`is_hard`).
 2. **Conflicts** abstain: hard or strong evidence on one side and strong evidence on the other give
    "inconclusive", and the conflict is named.
 3. Otherwise the **calibrated probability** decides: the fused detector score's log-odds plus each other
@@ -40,7 +41,7 @@ HARD_STRENGTH: dict[str, float] = {
     "xmp": 0.8,
     "iptc": 0.8,
     "watermark": 0.9,  # decoded with a chance probability below about 1e-8
-    "c2pa": 0.5,  # and only when the credentials validate (see is_hard)
+    "c2pa": 0.5,  # and only when the credentials are intact (see is_hard)
 }
 HARD_PROBABILITY = 0.99  # how sure a hard finding makes the verdict (measured by `assess` on dev)
 STRONG = 0.5  # from this strength a finding that disagrees with another is a conflict worth naming
@@ -58,6 +59,7 @@ class Decision:
     conflict: str = ""  # the conflict named, when there is one
     calibrated: bool = False
     note: str = ""  # why the score is not calibrated, when it is not
+    drivers: tuple[str, ...] = ()  # sources that moved a calibrated verdict its way, most first
 
 
 def is_hard(item: Evidence) -> bool:
@@ -66,9 +68,12 @@ def is_hard(item: Evidence) -> bool:
     if floor is None or item.points_to == "none" or item.strength < floor:
         return False
     if item.source == "c2pa":
-        if item.data.get("signature_state") not in _VALID_C2PA or item.data.get("ingredient"):
+        if item.data.get("ingredient"):
             return False
-        return item.points_to in ("ai-generated", "authentic")
+        # A declaration of AI made by an unknown signer still decides (nobody forges an admission, and no
+        # trust list ships offline); a claim of camera capture decides only when the signer is trusted.
+        valid = _VALID_C2PA + (("untrusted",) if item.points_to == "ai-generated" else ())
+        return item.data.get("signature_state") in valid and item.points_to in ("ai-generated", "authentic")
     return item.points_to == "ai-generated"
 
 
@@ -141,7 +146,8 @@ def decide(evidence: Sequence[Evidence], card: VerdictCard) -> Decision:
         return Decision(verdict.label, verdict.score, how, None, note=note)
 
     raw = 1.0 / (1.0 + math.exp(-sum(parts.values())))
-    probability = card.calibrate(raw)
+    # No combination of soft findings is surer than hard evidence (the calibration never saw such extremes).
+    probability = min(max(card.calibrate(raw), 1.0 - HARD_PROBABILITY), HARD_PROBABILITY)
     if conflict:
         return Decision("inconclusive", probability, "conflict", point, conflict, calibrated=True)
     if probability >= card.threshold:
@@ -152,4 +158,9 @@ def decide(evidence: Sequence[Evidence], card: VerdictCard) -> Decision:
         label = "authentic"
     else:
         label = "inconclusive"
-    return Decision(label, probability, "calibrated-score", point, calibrated=True)
+    sign = {"authentic": -1.0, "inconclusive": 0.0}.get(label, 1.0)
+    pushing = sorted(
+        (key for key, value in parts.items() if sign * value > 0), key=lambda k: -sign * parts[k]
+    )
+    drivers = tuple(dict.fromkeys(source for source, _ in pushing))
+    return Decision(label, probability, "calibrated-score", point, calibrated=True, drivers=drivers)

@@ -86,6 +86,16 @@ def explain(
     if how:
         parts.append(how)
     pointing = cited(evidence, weights)
+    drivers = () if isinstance(decision, str) else decision.drivers
+    if drivers:
+        parts.append(f"The probability rests mostly on {', '.join(drivers)}.")
+        # a driver that informs without pointing (the fused score inside its own undecided band) is cited too
+        speaking = {item.source for item in pointing}
+        parts += [
+            f"{_sentence(item.finding)} ({item.source})."
+            for item in evidence
+            if item.source in drivers and item.source not in speaking and item.finding
+        ]
     parts += [
         f"{_sentence(item.finding)} ({item.source}, strength {item.strength:.2f})." for item in pointing
     ]
@@ -99,7 +109,8 @@ def explain(
         sides = "; ".join(f"{', '.join(sources)} to {side}" for side, sources in strong_sides.items())
         parts.append(f"These findings conflict: {sides}.")
     quiet = [item.source for item in evidence if item.points_to == "none" or item.strength == 0]
-    silent = [source for source in dict.fromkeys(quiet) if source not in {item.source for item in pointing}]
+    spoke = {item.source for item in pointing} | set(drivers)
+    silent = [source for source in dict.fromkeys(quiet) if source not in spoke]
     if silent:
         parts.append(f"Checked without a finding: {', '.join(silent)}.")
     return " ".join(parts)
