@@ -145,15 +145,12 @@ def test_calibration_lowers_ece_on_overconfident_synthetic_scores():
 
 
 def test_a_calibrated_verdict_names_what_it_rests_on_even_a_score_inside_its_own_band():
-    in_band = Evidence(
-        "fused-detectors", "The detectors are undecided (fused P = 0.93).", data={"probability": 0.83}
-    )
+    finding = "The detectors are undecided (fused P = 0.93)."
+    in_band = Evidence("fused-detectors", finding, data={"probability": 0.93})
     camera = Evidence("exif", "Camera: Canon", "authentic", 0.2)
     decision = decide([in_band, camera], CARD)
     assert decision.label == "ai-generated" and decision.drivers == ("fused-detectors",)
     text = explain([in_band, camera], decision)
-    assert (
-        "rests mostly on fused-detectors" in text and "The detectors are undecided (fused P = 0.93). in text
-    )
+    assert "rests mostly on fused-detectors" in text and finding.rstrip(".") in text
     assert "Checked without a finding" not in text  # the driver is not listed as silent
     assert decide([fused(0.5)], CARD).drivers == ()  # inconclusive: nothing moved it either way
