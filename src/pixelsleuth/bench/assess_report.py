@@ -5,12 +5,11 @@ No network access from the page: the diagrams are inline SVG and the thumbnails 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from pixelsleuth.bench.assess import Assessment, SourceAssessment
@@ -27,17 +26,16 @@ h3{margin-top:1.6em}
 
 
 def thumbnail_uri(path: str, size: int = THUMBNAIL) -> str | None:
-    """A small JPEG of the image as a data: URI, or None when it cannot be read."""
+    """A small JPEG of the image file as a data: URI, or None when it cannot be read."""
+    from pixelsleuth.outputs.report.assets import thumbnail_uri as encode_thumbnail
+
     try:
         with Image.open(path) as image:
-            image.draft("RGB", (size * 2, size * 2))
-            picture = image.convert("RGB")
-            picture.thumbnail((size, size))
-            buffer = io.BytesIO()
-            picture.save(buffer, "JPEG", quality=80)
+            image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+            rgb = np.asarray(image.convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return encode_thumbnail(rgb, size)
 
 
 def reliability_svg(rows: list[dict[str, float]], width: int = 220) -> str:
