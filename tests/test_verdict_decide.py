@@ -154,3 +154,18 @@ def test_a_calibrated_verdict_names_what_it_rests_on_even_a_score_inside_its_own
     assert "rests mostly on fused-detectors" in text and finding.rstrip(".") in text
     assert "Checked without a finding" not in text  # the driver is not listed as silent
     assert decide([fused(0.5)], CARD).drivers == ()  # inconclusive: nothing moved it either way
+
+
+def test_every_scan_result_records_the_operating_point_it_used():
+    from pathlib import Path
+
+    from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, OperatingPointChoice
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "camera-exif-resaved.jpg"
+    default = Analyzer(AnalyzerConfig())
+    stricter = Analyzer(AnalyzerConfig(operating_point=OperatingPointChoice.parse("fpr=0.5%")))
+    first, second = default.analyze(sample), stricter.analyze(sample)
+    assert first.operating_point["target_fpr"] == 0.01 and second.operating_point["target_fpr"] == 0.005
+    assert second.operating_point["threshold"] >= first.operating_point["threshold"]
+    assert default.version != stricter.version  # stored results are kept apart per operating point
+    assert first.decided_by == "calibrated-score" and 0.01 <= first.score <= 0.99
