@@ -38,6 +38,8 @@ from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, DetectorSpec
 from pixelsleuth.train.datasets import discover
 from pixelsleuth.verdict.stack import Stacker, stack_inputs
 
+WORKSPACE = Path(__file__).resolve().parents[2]  # the folder that holds this checkout, shared/ and data/
+
 
 class FeatureCache:
     """Every crop's stack inputs, computed once; scorers read one column, or the fused probability."""
@@ -116,7 +118,7 @@ def main() -> None:
     parser.add_argument("--detector", action="append", default=None, help="NAME=WEIGHTS (repeatable)")
     parser.add_argument("--dev-root", type=Path, default=DEFAULT_DEV_ROOT)
     parser.add_argument("--dev-cache", type=Path, default=None)
-    parser.add_argument("--pool-crops", type=Path, default=Path("/work/data/pool-crops"))
+    parser.add_argument("--pool-crops", type=Path, default=WORKSPACE / "data/pool-crops")
     parser.add_argument("--full-images", action="store_true", help="also the dev originals, whole")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

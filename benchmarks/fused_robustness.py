@@ -34,6 +34,8 @@ from pixelsleuth.bench.metrics import roc_auc, tpr_at_fpr
 from pixelsleuth.bench.perturb import rescale
 from pixelsleuth.intake import load_image
 
+WORKSPACE = Path(__file__).resolve().parents[2]  # the folder that holds this checkout, shared/ and data/
+
 
 def blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(gaussian_filter(rgb.astype(np.float32), (sigma, sigma, 0)) + 0.5, 0, 255).astype(np.uint8)
@@ -109,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fusion", type=Path, default=None)
     parser.add_argument("--detector", action="append", default=None, help="NAME=WEIGHTS (repeatable)")
-    parser.add_argument("--pool-crops", type=Path, default=Path("/work/data/pool-crops"))
+    parser.add_argument("--pool-crops", type=Path, default=WORKSPACE / "data/pool-crops")
     parser.add_argument("--dev-cache", type=Path, default=None)
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--json", type=Path, default=None)

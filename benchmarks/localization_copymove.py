@@ -40,6 +40,8 @@ from pixelsleuth.localization.copymove_dense import dense_copy_move
 from pixelsleuth.localization.metrics import localization_metrics
 from pixelsleuth.localization.record import ForensicMap
 
+WORKSPACE = Path(__file__).resolve().parents[2]  # the folder that holds this checkout, shared/ and data/
+
 DATASETS = ("coverage", "noso-cmfd", "vipp-cmfd-samples", "casia2")
 KEYS = ("f1", "best_f1", "auc")
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
@@ -193,10 +195,10 @@ def _status_kib(key: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", type=Path, default=Path("/work/shared/data/manip/manifest.tsv"))
-    parser.add_argument("--manip", type=Path, default=Path("/work/data/manip"))
-    parser.add_argument("--real", type=Path, default=Path("/work/shared/data/real"))
-    parser.add_argument("--pool-dir", type=Path, default=Path("/work/data/pool/real"))
+    parser.add_argument("--manifest", type=Path, default=WORKSPACE / "shared/data/manip/manifest.tsv")
+    parser.add_argument("--manip", type=Path, default=WORKSPACE / "data/manip")
+    parser.add_argument("--real", type=Path, default=WORKSPACE / "shared/data/real")
+    parser.add_argument("--pool-dir", type=Path, default=WORKSPACE / "data/pool/real")
     parser.add_argument("--pool", type=int, default=40)
     parser.add_argument("--split", choices=("train", "heldout"), default="heldout")
     parser.add_argument("--speed", action="store_true")

@@ -61,8 +61,10 @@ from pixelsleuth.localization.detector_maps import (
 from pixelsleuth.localization.metrics import localization_metrics
 from pixelsleuth.localization.record import ForensicMap, strongest_region
 
-REAL_ROOTS = (Path("/work/shared/data/real"), Path("/work/data/pool/real"))
-FAKE_ROOT = Path("/work/data/pool/fake")
+WORKSPACE = Path(__file__).resolve().parents[2]  # the folder that holds this checkout, shared/ and data/
+
+REAL_ROOTS = (WORKSPACE / "shared/data/real", WORKSPACE / "data/pool/real")
+FAKE_ROOT = WORKSPACE / "data/pool/fake"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 

@@ -40,6 +40,8 @@ from pixelsleuth.localization.grid import jpeg_grid
 from pixelsleuth.localization.metrics import localization_metrics
 from pixelsleuth.localization.record import ForensicMap
 
+WORKSPACE = Path(__file__).resolve().parents[2]  # the folder that holds this checkout, shared/ and data/
+
 Mapper = Callable[[np.ndarray, "list[int] | None"], ForensicMap]
 MAPS: dict[str, Mapper] = {
     "adq-table": lambda rgb, table: adq(rgb, quantization=table),
@@ -191,10 +193,10 @@ def show(title: str, rows: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", type=Path, default=Path("/work/shared/data/manip/manifest.tsv"))
-    parser.add_argument("--manip", type=Path, default=Path("/work/data/manip"))
-    parser.add_argument("--real", type=Path, default=Path("/work/shared/data/real"))
-    parser.add_argument("--pool", type=Path, default=Path("/work/data/pool/real"))
+    parser.add_argument("--manifest", type=Path, default=WORKSPACE / "shared/data/manip/manifest.tsv")
+    parser.add_argument("--manip", type=Path, default=WORKSPACE / "data/manip")
+    parser.add_argument("--real", type=Path, default=WORKSPACE / "shared/data/real")
+    parser.add_argument("--pool", type=Path, default=WORKSPACE / "data/pool/real")
     parser.add_argument("--pool-sample", type=int, default=40)
     parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
     parser.add_argument("--speed", action="store_true")
