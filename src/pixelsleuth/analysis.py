@@ -87,10 +87,14 @@ class Analysis:
 
     @property
     def top_evidence(self) -> Evidence | None:
-        """The strongest finding that points somewhere, or the first informative one."""
+        """The strongest finding that points somewhere; when none does, the fused detector score (what a
+        calibrated verdict then rests on), else the first informative finding."""
         if not self.evidence:
             return None
-        return max(self.evidence, key=lambda item: (item.points_to != "none", item.strength))
+        return max(
+            self.evidence,
+            key=lambda item: (item.points_to != "none", item.strength, item.source == "fused-detectors"),
+        )
 
 
 def json_safe(value: Any) -> Any:
