@@ -260,7 +260,8 @@ def fused_evidence(stacker: Stacker, evidence: Sequence[Evidence]) -> Evidence |
             f"The pixel detectors together give fused P(generated) = {probability:.2f}, between the "
             f"{point.inconclusive_from:.2f} and {point.threshold:.2f} that "
             + (
-                f"{min(0.5, 10 * point.target_fpr):.0%} and {point.target_fpr:.0%} of genuine 256² crops reach."
+                f"{min(0.5, 10 * point.target_fpr):.0%} and {point.target_fpr:.0%} of genuine 256² crops "
+                "reach."
                 if math.isfinite(point.target_fpr)
                 else "mark the stack's undecided band."
             ),
