@@ -114,6 +114,9 @@ class AnalyzerConfig:
     # point. None: the verdict is the uncalibrated evidence combination.
     verdict: str | None = field(default_factory=lambda: default_verdict_card())
     operating_point: OperatingPointChoice | None = None
+    # Where the detectors run ("cpu", "cuda", "cuda:1"). Not part of `version`: the same weights give the
+    # same verdicts on any device (scores may differ in the last digits).
+    device: str = "cpu"
 
     @cached_property
     def version(self) -> str:
@@ -211,7 +214,9 @@ class Analyzer:
         if self.config.detectors:  # torch is imported only when a detector runs
             from pixelsleuth.detectors import create
 
-            self._detectors = [create(spec.name, spec.weights) for spec in self.config.detectors]
+            self._detectors = [
+                create(spec.name, spec.weights, device=self.config.device) for spec in self.config.detectors
+            ]
         self._stacker = _load_stacker(self.config) if self._detectors else None
         self.verdict_card = load_verdict_card(self.config)
 

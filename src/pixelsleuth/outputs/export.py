@@ -6,9 +6,12 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from pixelsleuth.analysis import Analysis
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
@@ -61,6 +64,20 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def arrow_schema() -> pa.Schema:
+    """The Arrow types of `COLUMNS`: the flat columns of a Parquet export (pyarrow imported on use)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            (name, pa.int64() if name in ("width", "height") else pa.float64())
+            if name in ("width", "height", "score", "top_strength")
+            else (name, pa.string())
+            for name in COLUMNS
+        ]
+    )
+
+
 def write_export(records: Iterable[dict[str, Any]], fmt: ExportFormat, out: BinaryIO) -> int:
     """Write records to a binary stream in `fmt`; return how many were written."""
     if fmt == "jsonl":
@@ -81,15 +98,7 @@ def write_export(records: Iterable[dict[str, Any]], fmt: ExportFormat, out: Bina
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pa.schema(
-            [
-                (name, pa.int64() if name in ("width", "height") else pa.float64())
-                if name in ("width", "height", "score", "top_strength")
-                else (name, pa.string())
-                for name in COLUMNS
-            ]
-        )
-        table = pa.Table.from_pylist(rows, schema=schema)
+        table = pa.Table.from_pylist(rows, schema=arrow_schema())
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         out.write(buffer.getvalue())
