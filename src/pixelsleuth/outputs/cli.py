@@ -24,6 +24,7 @@ from pixelsleuth.outputs.collect import collect_paths
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
 from pixelsleuth.outputs.report_command import finish_scan_reports, open_scan_reports, report_command
 from pixelsleuth.outputs.scan import scan as run_scan
+from pixelsleuth.outputs.serve_command import serve_command
 from pixelsleuth.outputs.store import ResultStore, default_store_path
 from pixelsleuth.outputs.worker import DEFAULT_FILE_TIMEOUT, IsolatedAnalyzer
 from pixelsleuth.pipeline import (
@@ -319,6 +320,7 @@ def export(
 
 
 app.command("report")(report_command)
+app.command("serve")(serve_command)
 
 
 @app.command("detectors")
