@@ -141,7 +141,8 @@ class AnalyzerConfig:
         return version
 
 
-def _failed(source: str, exc: Exception) -> Evidence:
+def failed_evidence(source: str, exc: Exception) -> Evidence:
+    """A source or detector that raised `exc`, as an Evidence item saying it could not run."""
     if isinstance(exc, PixelsleuthError):
         detail = exc.message
     else:  # a bug of ours: the person gets a sentence, the log gets the exception
@@ -205,19 +206,21 @@ class Analyzer:
         ('inconclusive', 0.42)
     """
 
-    def __init__(self, config: AnalyzerConfig | None = None) -> None:
+    def __init__(self, config: AnalyzerConfig | None = None, *, load_detectors: bool = True) -> None:
+        """`load_detectors=False` builds everything but the detectors (no torch): for a process that
+        runs only the evidence sources, or only fuses and decides (`outputs/engine.py`)."""
         self.config = config or AnalyzerConfig()
         self._sources: list[tuple[str, EvidenceSource]] = [
             (name, load_source(name)) for name in self.config.sources
         ]
         self._detectors: list[Detector] = []
-        if self.config.detectors:  # torch is imported only when a detector runs
+        if self.config.detectors and load_detectors:  # torch is imported only when a detector runs
             from pixelsleuth.detectors import create
 
             self._detectors = [
                 create(spec.name, spec.weights, device=self.config.device) for spec in self.config.detectors
             ]
-        self._stacker = _load_stacker(self.config) if self._detectors else None
+        self._stacker = _load_stacker(self.config) if self.config.detectors else None
         self.verdict_card = load_verdict_card(self.config)
 
     @property
@@ -226,25 +229,35 @@ class Analyzer:
 
     def evidence(self, image: LoadedImage) -> list[Evidence]:
         """Run every evidence source; a source that fails is reported, never fatal."""
-        found: list[Evidence] = []
-        for name, source in self._sources:
-            try:
-                found.extend(source(image))
-            except Exception as exc:  # a bug in one source must not lose the others' findings
-                found.append(_failed(name, exc))
+        found = self.source_evidence(image)
         if self._detectors:
             from pixelsleuth.detectors.evidence import detector_evidence
         for detector in self._detectors:
             try:
                 found.append(detector_evidence(detector, image.rgb))
             except Exception as exc:  # e.g. an image below the detector's minimum size
-                found.append(_failed(f"detector:{detector.name}", exc))
-        if self._stacker is not None:
-            found = _with_fused_score(self._stacker, found)
+                found.append(failed_evidence(f"detector:{detector.name}", exc))
+        return self.fuse(found)
+
+    def source_evidence(self, image: LoadedImage) -> list[Evidence]:
+        """The evidence sources' findings (provenance, the spectral check …), without the detectors'."""
+        found: list[Evidence] = []
+        for name, source in self._sources:
+            try:
+                found.extend(source(image))
+            except Exception as exc:  # a bug in one source must not lose the others' findings
+                found.append(failed_evidence(name, exc))
         return found
 
+    def fuse(self, found: list[Evidence]) -> list[Evidence]:
+        """Add the fused detector score to the sources' and detectors' findings (when there is a stack)."""
+        return found if self._stacker is None else _with_fused_score(self._stacker, found)
+
     def analyze_image(self, image: LoadedImage) -> Analysis:
-        evidence = self.evidence(image)
+        return self.conclude(image, self.evidence(image))
+
+    def conclude(self, image: LoadedImage | Analysis, evidence: list[Evidence]) -> Analysis:
+        """The verdict, its explanation and the result, from an image's (or a result's) facts and evidence."""
         decision = decide(evidence, self.verdict_card)
         return Analysis(
             path=image.path,
@@ -267,10 +280,12 @@ class Analyzer:
             image = load_image(source, limits=self.config.limits)
             image.path = path
             return self.analyze_image(image)
-        except PixelsleuthError as exc:
-            error = exc
-        except Exception as exc:  # last resort so that a batch goes on
-            error = unexpected(exc, "the analysis of this file")
+        except Exception as exc:  # PixelsleuthError, or a last resort so that a batch goes on
+            return self.failed(path, exc)
+
+    def failed(self, path: str, exc: Exception) -> Analysis:
+        """The result of a file whose analysis raised `exc`: verdict "error" with a typed error."""
+        error = exc if isinstance(exc, PixelsleuthError) else unexpected(exc, "the analysis of this file")
         sha256 = file_sha256(path, max_bytes=self.config.limits.max_file_bytes)
         explanation = f"The image could not be analysed: {error.message}"
         return Analysis(

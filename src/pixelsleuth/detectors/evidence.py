@@ -63,31 +63,42 @@ def score_to_evidence(
     )
 
 
-def budgeted_probability(
-    detector: Detector, rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
-) -> tuple[float, dict]:
-    """P(generated) for one image within the pixel budget, and how it was read (whole, or which tiles)."""
+def budget_crops(
+    rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
+) -> tuple[list[np.ndarray], bool]:
+    """What a detector reads of one image within `budget`: the whole image, or (True) its tiles (views)."""
     height, width = rgb.shape[:2]
     if height * width <= budget.whole_image_pixels:
-        return float(detector.predict([rgb])[0]), {"read": "whole image"}
+        return [rgb], False
     origins = tile_origins(height, width, budget.tile, budget.tiles)
     tile_h, tile_w = min(budget.tile, height), min(budget.tile, width)
-    tiles = [rgb[top : top + tile_h, left : left + tile_w] for top, left in origins]
-    scores = detector.predict(tiles, batch_size=budget.batch)
+    return [rgb[top : top + tile_h, left : left + tile_w] for top, left in origins], True
+
+
+def pooled_probability(crops: list[np.ndarray], scores: np.ndarray, tiled: bool) -> tuple[float, dict]:
+    """One image's P(generated) from the scores of its `budget_crops`, and how it was read."""
+    if not tiled:
+        return float(scores[0]), {"read": "whole image"}
+    height, width = crops[0].shape[:2]
     how = {
-        "read": f"{len(tiles)} tiles of {tile_w} x {tile_h} pixels spread over the image",
+        "read": f"{len(crops)} tiles of {width} x {height} pixels spread over the image",
         "tile_probability_max": round(float(scores.max()), 6),
         "tile_probability_min": round(float(scores.min()), 6),
     }
     return float(scores.mean()), how
 
 
-def detector_evidence(
+def budgeted_probability(
     detector: Detector, rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
-) -> Evidence:
-    """Run one detector on one image within `budget` and report its score as evidence (calibrated if
-    its card says how)."""
-    raw, how = budgeted_probability(detector, rgb, budget)
+) -> tuple[float, dict]:
+    """P(generated) for one image within the pixel budget, and how it was read (whole, or which tiles)."""
+    crops, tiled = budget_crops(rgb, budget)
+    scores = detector.predict(crops, batch_size=budget.batch) if tiled else detector.predict(crops)
+    return pooled_probability(crops, scores, tiled)
+
+
+def evidence_from_probability(detector: Detector, raw: float, how: dict) -> Evidence:
+    """A detector's raw P(generated) for one image as evidence (calibrated if its card says how)."""
     calibration = detector.card.extra.get("calibration")
     probability = float(PlattCalibration.from_dict(calibration)(raw)) if calibration else raw
     return score_to_evidence(
@@ -98,3 +109,12 @@ def detector_evidence(
         extra={"raw_probability": round(raw, 6), **how},
         max_strength=float(detector.card.extra.get("max_evidence_strength", 1.0)),
     )
+
+
+def detector_evidence(
+    detector: Detector, rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
+) -> Evidence:
+    """Run one detector on one image within `budget` and report its score as evidence (calibrated if
+    its card says how)."""
+    raw, how = budgeted_probability(detector, rgb, budget)
+    return evidence_from_probability(detector, raw, how)
