@@ -55,3 +55,15 @@ def tile_origins(height: int, width: int, tile: int, count: int) -> list[tuple[i
         return sorted(set(aligned))
 
     return [(top, left) for top in starts(height, tile_h, rows) for left in starts(width, tile_w, cols)]
+
+
+def budget_crops(
+    rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
+) -> tuple[list[np.ndarray], bool]:
+    """What a detector reads of one image within `budget`: the whole image, or (True) its tiles (views)."""
+    height, width = rgb.shape[:2]
+    if height * width <= budget.whole_image_pixels:
+        return [rgb], False
+    origins = tile_origins(height, width, budget.tile, budget.tiles)
+    tile_h, tile_w = min(budget.tile, height), min(budget.tile, width)
+    return [rgb[top : top + tile_h, left : left + tile_w] for top, left in origins], True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pixelsleuth.detectors.base import Detector
-from pixelsleuth.detectors.budget import DEFAULT_PIXEL_BUDGET, PixelBudget, tile_origins
+from pixelsleuth.detectors.budget import DEFAULT_PIXEL_BUDGET, PixelBudget, budget_crops
 from pixelsleuth.detectors.calibration import PlattCalibration
 from pixelsleuth.evidence.record import Evidence
 
@@ -61,18 +61,6 @@ def score_to_evidence(
         "generators it never saw may leave others.",
         data=data,
     )
-
-
-def budget_crops(
-    rgb: np.ndarray, budget: PixelBudget = DEFAULT_PIXEL_BUDGET
-) -> tuple[list[np.ndarray], bool]:
-    """What a detector reads of one image within `budget`: the whole image, or (True) its tiles (views)."""
-    height, width = rgb.shape[:2]
-    if height * width <= budget.whole_image_pixels:
-        return [rgb], False
-    origins = tile_origins(height, width, budget.tile, budget.tiles)
-    tile_h, tile_w = min(budget.tile, height), min(budget.tile, width)
-    return [rgb[top : top + tile_h, left : left + tile_w] for top, left in origins], True
 
 
 def pooled_probability(crops: list[np.ndarray], scores: np.ndarray, tiled: bool) -> tuple[float, dict]:
