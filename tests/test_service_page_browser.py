@@ -342,3 +342,32 @@ def test_verdict_colours_are_the_reports():
     for key, view in VERDICTS.items():
         assert f'"{key}": ["{view.title}", "{view.words}"]' in script
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "eval(" not in script
+
+
+def test_dropped_files_get_a_card_each_and_the_report_opens_with_the_key(page):
+    files = [("generated.png", generated_png(), "image/png"), ("edited.jpg", edited_jpeg(), "image/jpeg")]
+    page.evaluate(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const [name, bytes, type] of files) {
+                transfer.items.add(new File([new Uint8Array(bytes)], name, {type}));
+            }
+            const zone = document.getElementById("drop-zone");
+            const options = {dataTransfer: transfer, bubbles: true, cancelable: true};
+            zone.dispatchEvent(new DragEvent("dragover", options));
+            zone.dispatchEvent(new DragEvent("drop", options));
+        }""",
+        [[name, list(data), mime] for name, data, mime in files],
+    )
+    cards = page.locator("#results .card")
+    for index, (name, _, _) in enumerate(files):
+        wait_for_result(cards.nth(index))
+        assert cards.nth(index).locator(".card-file").inner_text() == name
+    assert cards.count() == 2
+    assert "Done: 2 of 2 analysed." in page.locator("#progress").inner_text()
+    with page.context.expect_page() as opened:
+        cards.first.locator("a.report-link").click()  # fetched with the key: a plain link would get 401
+    report = opened.value
+    report.locator("#verdict").wait_for()
+    assert report.locator("#verdict .verdict-title").inner_text() == VERDICTS["ai-generated"].title
+    report.close()
