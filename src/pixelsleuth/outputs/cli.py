@@ -175,10 +175,37 @@ def scan(
             "PIXELSLEUTH_NARRATION_SEND_IMAGE=1; every sentence must cite the evidence; docs/narration.md).",
         ),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (this machine) or ray: a Ray cluster with Ray Data, for large folders and s3://… "
+            "prefixes; results go to Parquet partitions in --output-dir, then the store (docs/ray.md).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster to join (e.g. auto); default: a local one.")
+    ] = None,
+    output_dir: Annotated[
+        str, typer.Option("--output-dir", help="--engine ray: folder or URI for the Parquet partitions.")
+    ] = "pixelsleuth-ray",
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="--engine ray: analyzers (default: one per CPU).")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float | None,
+        typer.Option("--gpus-per-worker", min=0.0, help="--engine ray: GPUs per analyzer (default: auto)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="--engine ray: files per batch and partition.")
+    ] = 64,
 ) -> None:
     """Analyse images and report a verdict with its evidence for each."""
     err = Console(stderr=True)
-    files, unmatched = collect_paths(paths)
+    if engine not in ("local", "ray") or (engine == "ray" and (report is not None or narrate)):
+        err.print("[red]--engine is local or ray; --report and --narrate need the local engine[/]")
+        raise typer.Exit(EXIT_USAGE)
+    files, unmatched = collect_paths(paths) if engine == "local" else ([Path()], [])
     for pattern in unmatched:
         err.print(Text(f"nothing matches {pattern!r}", style="yellow"))
     if not files:
@@ -198,6 +225,26 @@ def scan(
         )
         if file_timeout is None:  # localizing a 12 MP photo takes about a minute on 2 cores
             file_timeout = LOCALIZE_FILE_TIMEOUT if localize else DEFAULT_FILE_TIMEOUT
+        if engine == "ray":  # Ray is imported only here
+            from pixelsleuth.outputs.ray_engine import run_scan_command
+
+            store_path = None if no_store else store or default_store_path()
+            raise typer.Exit(
+                run_scan_command(
+                    paths,
+                    config,
+                    output=output_dir,
+                    store_path=store_path,
+                    address=address,
+                    rescan=rescan,
+                    file_timeout=file_timeout,
+                    workers=workers,
+                    gpus_per_worker=gpus_per_worker,
+                    batch_size=batch_size,
+                    json_lines=json_lines,
+                    err=err,
+                )
+            )
         analyzer: Analyzer | IsolatedAnalyzer = (
             IsolatedAnalyzer(config, file_timeout=file_timeout) if file_timeout > 0 else Analyzer(config)
         )
