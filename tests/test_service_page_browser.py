@@ -312,6 +312,8 @@ def test_localization_regions_are_outlined(page, base_url):
     card = upload(page, "square.png", photo_with_square_png())
     wait_for_result(card)
     assert asked and asked[0].endswith("/v1/analyze?localize=true")
+    options = card.locator("select.map-select option")
+    assert options.first.get_attribute("value") == "fused"  # the localization map comes first
     card.locator("input.opacity").fill("0")
     stage = card.locator(".stage")
     boxed = shot(stage)
