@@ -168,7 +168,9 @@ def test_local_scan_never_imports_ray(images):
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from pixelsleuth.outputs.cli import app\n"
-        f"result = CliRunner().invoke(app, ['scan', '--no-store', '--file-timeout', '0', {str(images)!r}])\n"
+        "result = CliRunner().invoke(\n"
+        f"    app, ['scan', '--no-store', '--no-default-detectors', '--file-timeout', '0', {str(images)!r}]\n"
+        ")\n"
         "assert result.exit_code == 1, result.output\n"
         "assert 'ray' not in sys.modules\n"
     )
