@@ -138,7 +138,7 @@
     var message = isRecord(body) && isRecord(body.error) && body.error.message ? String(body.error.message)
       : "The server answered HTTP " + response.status + (response.statusText ? " (" + response.statusText + ")" : "") + ".";
     var retry = response.headers.get("Retry-After");
-    if (response.status === 429 && retry) { message += " Try again in " + retry + " s."; }
+    if (response.status === 429 && retry && !/try again/i.test(message)) { message += " (try again in " + retry + " s)"; }
     return message;
   }
 
