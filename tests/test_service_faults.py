@@ -25,6 +25,7 @@ pytest.importorskip("uvicorn", reason="the `serve` extra is not installed")
 
 from imagegen import encode, photo_like_rgb  # noqa: E402
 
+COUNT = 6  # images in the killed batch
 STARTUP_LINES = 200  # log lines read before giving up on the server's readiness line
 
 
@@ -69,7 +70,11 @@ def _batch_files(count: int) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [
         (
             "files",
-            (f"img-{index:02d}.png", encode(photo_like_rgb(192, 160, seed=100 + index), "PNG"), "image/png"),
+            (
+                f"img-{index:02d}.jpg",
+                encode(photo_like_rgb(192, 144, seed=100 + index), "JPEG"),
+                "image/jpeg",
+            ),
         )
         for index in range(count)
     ]
@@ -77,34 +82,36 @@ def _batch_files(count: int) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 def test_a_batch_survives_sigkill_and_completes_exactly_once(tmp_path: Path) -> None:
     store = tmp_path / "results.sqlite3"
-    files = _batch_files(10)
+    files = _batch_files(COUNT)
     with _server(store) as (base, process):
-        created = httpx.post(f"{base}/v1/batches", files=files, timeout=60)
+        # with localization (about a second an image): the rest of the batch takes far longer than the
+        # kill needs to land
+        created = httpx.post(f"{base}/v1/batches", files=files, params={"localize": "true"}, timeout=60)
         assert created.status_code == 202, created.text
         job = created.json()["id"]
-        partial = httpx.get(f"{base}/v1/batches/{job}", params={"wait": 30, "min_done": 2}, timeout=60).json()
+        partial = httpx.get(f"{base}/v1/batches/{job}", params={"wait": 30, "min_done": 1}, timeout=60).json()
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    assert 2 <= partial["done"] < partial["total"] == 10
+    assert 1 <= partial["done"] < partial["total"] == COUNT
     with sqlite3.connect(store) as db:  # what survived the kill
         done_at_kill = db.execute(
             "SELECT COUNT(*) FROM service_batch_items WHERE batch_id = ? AND done = 1", (job,)
         ).fetchone()[0]
-    assert done_at_kill < 10
+    assert done_at_kill < COUNT
 
     with _server(store) as (base, _):
         final = httpx.get(f"{base}/v1/batches/{job}", params={"wait": 60}, timeout=90).json()
-    assert final["status"] == "done" and final["done"] == final["total"] == 10 and final["failed"] == 0
-    assert [item["position"] for item in final["results"]] == list(range(10))  # each file exactly once
+    assert final["status"] == "done" and final["done"] == final["total"] == COUNT and final["failed"] == 0
+    assert [item["position"] for item in final["results"]] == list(range(COUNT))  # each file exactly once
     assert sorted(item["name"] for item in final["results"]) == [
-        f"img-{index:02d}.png" for index in range(10)
+        f"img-{index:02d}.jpg" for index in range(COUNT)
     ]
     ids = [item["id"] for item in final["results"]]
-    assert len(set(ids)) == 10 and all(ids)
+    assert len(set(ids)) == COUNT and all(ids)
     with sqlite3.connect(store) as db:
-        assert db.execute("SELECT COUNT(*) FROM analyses").fetchone()[0] == 10  # no duplicates
+        assert db.execute("SELECT COUNT(*) FROM analyses").fetchone()[0] == COUNT  # no duplicates
         rows = db.execute("SELECT COUNT(*) FROM service_batch_items WHERE batch_id = ?", (job,)).fetchone()[0]
-        assert rows == 10
+        assert rows == COUNT
 
 
 def test_results_survive_a_restart_and_hostile_uploads_get_typed_errors(tmp_path: Path) -> None:

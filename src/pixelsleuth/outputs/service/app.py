@@ -126,6 +126,7 @@ class Service:
         self.images: ImageKeeper | None = None
         self.pictures = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pictures")
         self.tasks: set[asyncio.Task] = set()
+        self.progress: asyncio.Condition | None = None  # notified whenever a batch item is recorded
         self.started = time.time()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class Service:
         self.db = StateDB(self.config.store)
         self.images = ImageKeeper(self.config.uploads, self.config.upload_retention_s, clock=self._now)
         self.pool = AnalysisPool(self.config)
+        self.progress = asyncio.Condition()
         for batch_id, localize in await self.db.call(self.db.unfinished_batches):
             log.info("resuming batch %s", batch_id)
             self._spawn(self.run_batch(batch_id, localize))
@@ -339,6 +341,19 @@ class Service:
 
         await asyncio.gather(*(one(item) for item in items))
         await db.call(db.finish_batch, batch_id)
+        await self.notify()
+
+    async def notify(self) -> None:
+        if self.progress is not None:
+            async with self.progress:
+                self.progress.notify_all()
+
+    async def wait_for_progress(self, seconds: float) -> None:
+        """Return when a batch item is recorded, or after `seconds`."""
+        assert self.progress is not None
+        async with self.progress:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.progress.wait(), max(seconds, 0.0))
 
 
 def _check_head(head: bytes, size: int) -> None:
@@ -589,7 +604,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             target = found["total"] if min_done is None else min_done
             if found["status"] == "done" or found["done"] >= target or time.monotonic() >= deadline:
                 return found
-            await asyncio.sleep(0.1)
+            await service.wait_for_progress(min(1.0, deadline - time.monotonic()))
 
     app.include_router(v1)
 
