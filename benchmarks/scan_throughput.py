@@ -1,13 +1,17 @@
-"""Default `scan` analysis throughput against bare decode, on 1 MP JPEGs and 12 MP photos, same run.
+"""`scan` throughput: bare decode, the one-at-a-time scan and the batch engine, same files, same run.
 
-    python benchmarks/scan_throughput.py [--images 8] [--rounds 3] [--sizes 1mp,12mp] [--source DIR]
+    python benchmarks/scan_throughput.py [--images 48] [--images-12mp 4] [--rounds 1] [--workers N]
+        [--sizes 1mp,12mp] [--source DIR]
 
-For each size, the same files are timed twice per round, alternating: bare decode
-(`np.asarray(Image.open(path).convert("RGB"))`) and the whole default analysis of one file
-(`Analyzer().analyze(path)`: intake, provenance, the spectral check, the embedded detectors within
-their pixel budget, the fused score, the verdict). Printed: images/s of each, the ratio analysis / bare
-(how many decodes one analysis costs), and seconds per image. The analyzer is built (and warmed up on
-one image) before timing: `scan` builds it once per batch.
+For each size, the same files are timed, alternating per round: bare decode
+(`np.asarray(Image.open(path).convert("RGB"))`), today's one-at-a-time scan (`scan(paths,
+IsolatedAnalyzer(config))`: one worker process, the file's whole default analysis — intake, provenance,
+the spectral check, the embedded detectors within their pixel budget, the fused score, the verdict)
+and the batch engine (`BatchEngine(config, workers=N).scan(paths)`, what `scan --workers N` runs).
+Both scans are started and warmed on one file before timing (`scan` starts them once per batch; the
+start-up is printed apart) and run without a store. Printed per size: images/s of each, the ratios
+to the one-at-a-time scan and to decode, and CPU utilisation = CPU seconds of this process and its
+workers / wall seconds / cores.
 
 Photos come from --source when it exists (resized and centre-cropped to the size); otherwise textured
 images are generated.
@@ -16,6 +20,7 @@ images are generated.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -24,7 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixelsleuth.pipeline import Analyzer
+from pixelsleuth.outputs.engine import BatchEngine, default_workers
+from pixelsleuth.outputs.scan import scan
+from pixelsleuth.outputs.worker import IsolatedAnalyzer
+from pixelsleuth.pipeline import AnalyzerConfig
 
 SIZES = {"1mp": (1152, 864), "12mp": (4000, 3000)}
 
@@ -61,50 +69,101 @@ def make_images(folder: Path, size: tuple[int, int], count: int, source: Path | 
     return paths
 
 
-def timed(function, paths: list[Path]) -> float:
-    start = time.perf_counter()
-    for path in paths:
-        function(path)
-    return time.perf_counter() - start
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its live child processes (from /proc)."""
+    own = os.times()
+    total = own.user + own.system
+    tick = os.sysconf("SC_CLK_TCK")
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def timed(run, paths: list[Path]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process and its workers) of `run(paths)`."""
+    cpu, start = tree_cpu_seconds(), time.perf_counter()
+    run(paths)
+    return time.perf_counter() - start, tree_cpu_seconds() - cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=48, help="1 MP files")
+    parser.add_argument("--images-12mp", type=int, default=4, help="12 MP files")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=default_workers(2))
     parser.add_argument("--sizes", default="1mp,12mp")
     parser.add_argument("--source", type=Path, default=Path("../shared/data/real"))
     args = parser.parse_args()
     source = args.source if args.source.is_dir() else None
-    analyzer = Analyzer()
+    cores = default_workers(2)
+    config = AnalyzerConfig()
 
-    def bare(path: Path) -> None:
-        with Image.open(path) as image:
-            np.asarray(image.convert("RGB"))
+    def bare(paths: list[Path]) -> None:
+        for path in paths:
+            with Image.open(path) as image:
+                np.asarray(image.convert("RGB"))
 
-    def analyse(path: Path) -> None:
-        analysis = analyzer.analyze(path)
-        assert analysis.error is None, analysis.error
+    started = time.perf_counter()
+    one = IsolatedAnalyzer(config)
+    one_start = time.perf_counter() - started
+    started = time.perf_counter()
+    engine = BatchEngine(config, workers=args.workers)
+    engine_start = time.perf_counter() - started
 
-    print(f"detectors: {', '.join(spec.fingerprint for spec in analyzer.config.detectors) or 'none'}")
-    print(f"fusion card: {analyzer.config.fusion or 'none'}; images from {source or 'generated textures'}")
-    columns = ("images", "bare img/s", "scan img/s", "scan / bare", "s per scan")
-    print(f"{'size':6} " + " ".join(f"{column:>11}" for column in columns))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.sizes.split(","):
-            paths = make_images(Path(tmp), SIZES[name], args.images, source)
-            analyse(paths[0])  # warm-up: first-call costs (fast model build) are paid once per batch
-            bare_times, scan_times = [], []
-            for _ in range(args.rounds):
-                bare_times.append(timed(bare, paths))
-                scan_times.append(timed(analyse, paths))
-            bare_rate = len(paths) / statistics.median(bare_times)
-            scan_rate = len(paths) / statistics.median(scan_times)
-            print(
-                f"{name:6} {len(paths):11d} {bare_rate:11.2f} {scan_rate:11.2f} "
-                f"{scan_rate / bare_rate:11.4f} {1 / scan_rate:11.3f}",
-                flush=True,
-            )
+    def one_at_a_time(paths: list[Path]) -> None:
+        for item in scan(paths, one):
+            assert item.analysis.error is None, item.analysis.error
+
+    def batched(paths: list[Path]) -> None:
+        for item in engine.scan(paths):
+            assert item.analysis.error is None, item.analysis.error
+
+    print(f"detectors: {', '.join(spec.fingerprint for spec in config.detectors) or 'none'}; cores: {cores}")
+    print(
+        f"images from {source or 'generated textures'}; engine: {args.workers} intake + "
+        f"{args.workers} detector workers, runtimes {engine.runtimes}"
+    )
+    print(f"start-up: one-at-a-time {one_start:.1f} s, engine {engine_start:.1f} s (not in the rates)")
+    header = ("size", "images", "method", "img/s", "x one-at-a-time", "x decode", "CPU util")
+    print(
+        f"{header[0]:6} {header[1]:>6} {header[2]:>15} {header[3]:>8} {header[4]:>16} {header[5]:>9} "
+        f"{header[6]:>9}"
+    )
+    counts = {"1mp": args.images, "12mp": args.images_12mp}
+    methods = {"decode": bare, "one-at-a-time": one_at_a_time, "batched": batched}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.sizes.split(","):
+                paths = make_images(Path(tmp), SIZES[name], counts[name], source)
+                one_at_a_time(paths[:1])  # warm-up: first-call costs are paid once per batch
+                batched(paths[:2])
+                times: dict[str, list[tuple[float, float]]] = {method: [] for method in methods}
+                for _ in range(args.rounds):
+                    for method, run in methods.items():
+                        times[method].append(timed(run, paths))
+                rates, utilisation = {}, {}
+                for method, runs in times.items():
+                    wall = statistics.median(run[0] for run in runs)
+                    cpu = statistics.median(run[1] for run in runs)
+                    rates[method] = len(paths) / wall
+                    utilisation[method] = cpu / wall / cores
+                for method in methods:
+                    print(
+                        f"{name:6} {len(paths):6d} {method:>15} {rates[method]:8.2f} "
+                        f"{rates[method] / rates['one-at-a-time']:16.2f} "
+                        f"{rates[method] / rates['decode']:9.4f} {utilisation[method]:9.0%}",
+                        flush=True,
+                    )
+    finally:
+        one.close()
+        engine.close()
 
 
 if __name__ == "__main__":

@@ -269,6 +269,8 @@ class _Worker:
         self.await_ready()
 
     def give(self, keys: list[int], payload: Any, seconds: float) -> None:
+        if self.connection is None:  # stopped when a scan was left part-way
+            self.restart()
         assert self.connection is not None
         self.keys, self.deadline = keys, time.monotonic() + seconds
         self.connection.send(payload)
@@ -452,32 +454,46 @@ class BatchEngine:
                     finish(index, self._conclude(prepared[index], payload[index]))
 
         next_out = 0
-        while next_out < len(names):
-            for worker in self._intake:
-                if not worker.keys and len(ready) < max_ready:
-                    index = next_file()
-                    if index is not None:
-                        worker.give([index], names[index], self.file_timeout)
-            for worker in self._detect:
-                if not worker.keys and ready:
-                    keys = [ready.popleft() for _ in range(min(self.batch_images, len(ready)))]
-                    batch = [(key, prepared[key].crops, prepared[key].tiled) for key in keys]
-                    worker.give(keys, batch, self.file_timeout)
-            while next_out in results:
-                yield results.pop(next_out)
-                next_out += 1
-            busy = [worker for worker in self._workers if worker.keys]
-            if not busy:
-                continue
-            timeout = max(0.0, min(worker.deadline for worker in busy) - time.monotonic())
-            answered = wait([worker.connection for worker in busy if worker.connection], timeout)
-            now = time.monotonic()
-            for worker in busy:
-                if worker.connection in answered:
-                    received(worker)
-                elif now >= worker.deadline:
-                    keys = worker.keys
-                    self.restarts += 1
-                    worker.restart()
-                    for index in keys:
-                        finish(index, self._error(names[index], self._timeout()))
+        try:
+            while next_out < len(names):
+                for worker in self._intake:
+                    if not worker.keys and len(ready) < max_ready:
+                        index = next_file()
+                        if index is not None:
+                            worker.give([index], names[index], self.file_timeout)
+                for worker in self._detect:
+                    if not worker.keys and ready:
+                        keys = [ready.popleft() for _ in range(min(self.batch_images, len(ready)))]
+                        batch = [(key, prepared[key].crops, prepared[key].tiled) for key in keys]
+                        worker.give(keys, batch, self.file_timeout)
+                while next_out in results:
+                    yield results.pop(next_out)
+                    next_out += 1
+                busy = [worker for worker in self._workers if worker.keys]
+                if not busy:
+                    continue
+                timeout = max(0.0, min(worker.deadline for worker in busy) - time.monotonic())
+                answered = wait([worker.connection for worker in busy if worker.connection], timeout)
+                now = time.monotonic()
+                for worker in busy:
+                    if worker.connection in answered:
+                        received(worker)
+                    elif now >= worker.deadline:
+                        keys = worker.keys
+                        self.restarts += 1
+                        worker.restart()
+                        for index in keys:
+                            finish(index, self._error(names[index], self._timeout()))
+        finally:  # stopped part-way: workers still holding files are stopped (restarted when next needed)
+            for worker in self._workers:
+                if worker.keys:
+                    worker.kill()
+
+
+def default_workers(files: int) -> int:
+    """`scan`'s default: every core this process may use when there is more than one file, else 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return cores if files > 1 else 1
