@@ -21,6 +21,7 @@ from pixelsleuth.errors import PixelsleuthError, UsageError
 from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES
 from pixelsleuth.intake import IntakeLimits
 from pixelsleuth.outputs.collect import collect_paths
+from pixelsleuth.outputs.engine import BatchEngine, default_workers
 from pixelsleuth.outputs.export import EXPORT_FORMATS, write_export
 from pixelsleuth.outputs.report_command import finish_scan_reports, open_scan_reports, report_command
 from pixelsleuth.outputs.scan import scan as run_scan
@@ -190,7 +191,15 @@ def scan(
         str, typer.Option("--output-dir", help="--engine ray: folder or URI for the Parquet partitions.")
     ] = "pixelsleuth-ray",
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="--engine ray: analyzers (default: one per CPU).")
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="--engine ray: analyzers (default: one per CPU). local: cores to analyse on, files decoded "
+            "in worker processes and the detectors fed in batches (default: every core when there is more "
+            "than one file; 1: one file at a time in one worker; ignored with --file-timeout 0).",
+            show_default=False,
+        ),
     ] = None,
     gpus_per_worker: Annotated[
         float | None,
@@ -245,8 +254,13 @@ def scan(
                     err=err,
                 )
             )
-        analyzer: Analyzer | IsolatedAnalyzer = (
-            IsolatedAnalyzer(config, file_timeout=file_timeout) if file_timeout > 0 else Analyzer(config)
+        cores = default_workers(len(files)) if workers is None else workers
+        analyzer: Analyzer | IsolatedAnalyzer | BatchEngine = (
+            Analyzer(config)
+            if file_timeout <= 0
+            else BatchEngine(config, workers=cores, file_timeout=file_timeout)
+            if cores >= 2
+            else IsolatedAnalyzer(config, file_timeout=file_timeout)
         )
     except PixelsleuthError as exc:
         err.print(Text(exc.message, style="red"))
@@ -276,7 +290,12 @@ def scan(
     try:
         with progress:
             task = progress.add_task("scanning", total=len(files))
-            for item in run_scan(files, analyzer, result_store, rescan=rescan):
+            items = (
+                analyzer.scan(files, result_store, rescan=rescan)
+                if isinstance(analyzer, BatchEngine)
+                else run_scan(files, analyzer, result_store, rescan=rescan)
+            )
+            for item in items:
                 analysis = item.analysis
                 if narration is not None and analysis.narration is None:
                     _add_narration(analysis, narration, result_store, analyzer.version)
@@ -331,7 +350,7 @@ def _add_narration(
 
 
 def _close(analyzer: object) -> None:
-    if isinstance(analyzer, IsolatedAnalyzer):
+    if isinstance(analyzer, IsolatedAnalyzer | BatchEngine):
         analyzer.close()
 
 
