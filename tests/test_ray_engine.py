@@ -28,6 +28,8 @@ from pixelsleuth.outputs.scan import scan
 from pixelsleuth.outputs.store import FileStamp, ResultStore
 from pixelsleuth.pipeline import Analyzer, AnalyzerConfig
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own DataContext warnings
+
 A1111 = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 256x192, Model: v1-5-pruned-emaonly"
 
 
@@ -175,3 +177,18 @@ def test_local_scan_never_imports_ray(images):
         "assert 'ray' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_worker_plan_puts_actors_on_gpu_nodes_when_there_are_some(monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'pixelsleuth[ray]')")
+    from pixelsleuth.outputs.ray_engine import WorkerPlan, plan_workers
+
+    def node(cpus: int, gpus: int = 0) -> dict:
+        return {"Alive": True, "Resources": {"CPU": cpus, **({"GPU": gpus} if gpus else {})}}
+
+    monkeypatch.setattr(ray, "nodes", lambda: [node(16), node(16), node(8, 1), {"Alive": False}])
+    assert plan_workers(None, None) == WorkerPlan(8, num_gpus=0.125)  # one per CPU of the GPU node
+    assert plan_workers(None, 0) == WorkerPlan(40)  # every CPU, no GPU
+    assert plan_workers(None, None).device == "cuda" and plan_workers(4, 0).device == "cpu"
+    monkeypatch.setattr(ray, "nodes", lambda: [node(2)])
+    assert plan_workers(None, None) == WorkerPlan(2)
