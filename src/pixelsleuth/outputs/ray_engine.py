@@ -269,8 +269,10 @@ def scan_on_ray(
     gpus_per_worker: float | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    before_ray: Callable[[], object] | None = None,
 ) -> RayScanResult:
-    """Analyse `tasks` on the Ray instance this process is connected to (`ray.init` first).
+    """Analyse `tasks` on the Ray instance this process is connected to (`ray.init` first, or in
+    `before_ray`, which is called only when some file is left to analyse).
 
     Results go to Parquet partitions in `output` (a folder or an object-store URI), then into `store` when
     one is given. `on_result` receives each new record (schema `pixelsleuth.analysis/1`) as its partition
@@ -290,6 +292,8 @@ def scan_on_ray(
     todo, skipped = pending(tasks, version, output, store, rescan=rescan)
     result = RayScanResult(files=len(tasks), skipped=skipped, analysed=0, partitions=0)
     if todo:
+        if before_ray is not None:
+            before_ray()
         plan = plan_workers(workers, gpus_per_worker)
         result.plan = plan
         config = replace(config, device=plan.device)
@@ -384,7 +388,11 @@ def run_scan_command(
         sys.stdout.buffer.flush()
 
     store = None if store_path is None else ResultStore(store_path)
-    started = connect(address, quiet=json_lines or not err.is_terminal)
+    started = []
+
+    def start_ray() -> None:  # only when something is left to analyse
+        started.append(connect(address, quiet=json_lines or not err.is_terminal))
+
     try:
         result = scan_on_ray(
             tasks,
@@ -397,11 +405,12 @@ def run_scan_command(
             gpus_per_worker=gpus_per_worker,
             batch_size=batch_size,
             on_result=emit if json_lines else None,
+            before_ray=start_ray,
         )
     finally:
         if store is not None:
             store.close()
-        if started:
+        if any(started):
             import ray
 
             ray.shutdown()
