@@ -7,6 +7,8 @@ Measured, in this order:
            `scan --file-timeout 0` does), with --local-threads torch threads (default 1, as one Ray
            actor has: on a machine shared with other work, torch's default of one thread per core
            oversubscribes it and ran 15.6 s per image here instead of about 2);
+  batch  - the local batch engine (`scan --workers --cpus`, the default of `scan` on several files):
+           intake in --cpus worker processes, the detectors batched; started and warmed up first;
   ray    - `ray.init(num_cpus=--cpus)` (the start-up cost, alone), then `scan_on_ray` twice into fresh
            output folders: on --cpus images (one per actor: the fixed cost of a run, i.e. actors
            importing torch and building their analyzer, scheduling, writing a partition) and on all
@@ -75,6 +77,17 @@ def main() -> None:
         local_rate = len(paths) / local_time
         del analyzer
 
+        from pixelsleuth.outputs.engine import BatchEngine
+
+        start = time.perf_counter()
+        with BatchEngine(config, workers=args.cpus, file_timeout=60) as engine:
+            list(engine.scan(paths[:1]))
+            batch_build = time.perf_counter() - start
+            start = time.perf_counter()
+            assert not any(item.analysis.error for item in engine.scan(paths))
+            batch_time = time.perf_counter() - start
+        batch_rate = len(paths) / batch_time
+
         import ray
 
         from pixelsleuth.outputs.ray_engine import list_files, scan_on_ray
@@ -100,6 +113,8 @@ def main() -> None:
     print(f"{'engine':28} {'wall s':>8} {'img/s':>8}")
     local_label = f"local ({args.local_threads} torch thread)"
     print(f"{local_label:28} {local_time:8.2f} {local_rate:8.2f}   (+ {local_build:.1f} s to build)")
+    batch_label = f"local batch engine ({args.cpus} cores)"
+    print(f"{batch_label:28} {batch_time:8.2f} {batch_rate:8.2f}   (+ {batch_build:.1f} s to start)")
     print(f"{f'ray end to end ({args.cpus} actors)':28} {big_time:8.2f} {len(paths) / big_time:8.2f}")
     print(f"{'ray steady state':28} {'':8} {steady_rate:8.2f}")
     print(
