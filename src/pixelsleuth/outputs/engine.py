@@ -43,12 +43,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixelsleuth.analysis import Analysis
-from pixelsleuth.errors import AnalysisCrashError, AnalysisTimeoutError, PixelsleuthError, UsageError
+from pixelsleuth.errors import PixelsleuthError, UsageError
 from pixelsleuth.evidence.record import Evidence
-from pixelsleuth.hashing import file_sha256
 from pixelsleuth.outputs.scan import ScanItem, store_or_stand_in
 from pixelsleuth.outputs.store import FileStamp, ResultStore
-from pixelsleuth.outputs.worker import DEFAULT_FILE_TIMEOUT, plugin_modules
+from pixelsleuth.outputs.worker import (
+    DEFAULT_FILE_TIMEOUT,
+    STOP_GRACE,
+    WorkerProcess,
+    crash_error,
+    error_result,
+    plugin_modules,
+    timeout_error,
+)
 from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, failed_evidence
 
 if TYPE_CHECKING:
@@ -59,8 +66,6 @@ BATCH_IMAGES = 2
 BATCH_TILES = 32
 # ONNX Runtime is used for a detector only when its scores equal torch's within this on a probe batch.
 RUNTIME_TOLERANCE = 1e-5
-_STARTUP_TIMEOUT = 600.0
-_STOP_GRACE = 2.0
 RUNTIME_CHOICES = ("auto", "torch")
 
 
@@ -228,70 +233,6 @@ def _detector_main(
         connection.send(("scored", score_batch(detectors, batch)))
 
 
-class _Worker:
-    """One child process, its pipe, and the job it holds (the keys it works on and their deadline)."""
-
-    def __init__(self, context: Any, target: Any, args: tuple, name: str) -> None:
-        self._context, self._target, self._args, self._name = context, target, args, name
-        self.process: Any = None
-        self.connection: Connection | None = None
-        self.keys: list[int] = []
-        self.deadline = 0.0
-        self.info: Any = None
-
-    def start(self) -> None:
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(
-            target=self._target, args=(child_end, *self._args), name=self._name, daemon=True
-        )
-        process.start()
-        child_end.close()
-        self.process, self.connection = process, parent_end
-
-    def await_ready(self) -> None:
-        assert self.connection is not None
-        if not self.connection.poll(_STARTUP_TIMEOUT):
-            self.kill()
-            raise UsageError("the analysis engine did not start within 10 minutes")
-        try:
-            kind, payload = self.connection.recv()
-        except (EOFError, OSError):
-            self.kill()
-            raise UsageError("the analysis engine stopped while starting (out of memory?)") from None
-        if kind == "failed":
-            self.kill()
-            raise UsageError(payload["message"])
-        self.info = payload
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-        self.await_ready()
-
-    def give(self, keys: list[int], payload: Any, seconds: float) -> None:
-        if self.connection is None:  # stopped when a scan was left part-way
-            self.restart()
-        assert self.connection is not None
-        self.keys, self.deadline = keys, time.monotonic() + seconds
-        self.connection.send(payload)
-
-    def kill(self) -> None:
-        self.keys = []
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-        if self.process is not None:
-            if self.process.is_alive():
-                self.process.kill()
-            self.process.join()
-            self.process = None
-
-    def ask_to_stop(self) -> None:
-        if self.connection is not None and self.process is not None:
-            with contextlib.suppress(OSError):
-                self.connection.send(None)
-
-
 class BatchEngine:
     """Analyse many files on `workers` cores: intake in worker processes, the detectors batched.
 
@@ -326,10 +267,11 @@ class BatchEngine:
         context = multiprocessing.get_context("spawn")  # never fork a process that runs torch
         plugins = plugin_modules(config)
         self._intake = [
-            _Worker(context, _intake_main, (config, plugins), "pixelsleuth-intake") for _ in range(workers)
+            WorkerProcess(context, _intake_main, (config, plugins), "pixelsleuth-intake")
+            for _ in range(workers)
         ]
         self._detect = [
-            _Worker(context, _detector_main, (config, plugins, runtime), "pixelsleuth-detectors")
+            WorkerProcess(context, _detector_main, (config, plugins, runtime), "pixelsleuth-detectors")
             for _ in range(workers if config.detectors else 0)
         ]
         self.restarts = 0
@@ -344,7 +286,7 @@ class BatchEngine:
         self.runtimes: dict[str, str] = self._detect[0].info if self._detect else {}
 
     @property
-    def _workers(self) -> list[_Worker]:
+    def _workers(self) -> list[WorkerProcess]:
         return [*self._intake, *self._detect]
 
     @property
@@ -361,28 +303,11 @@ class BatchEngine:
         """Ask every worker to finish, and kill those that do not within a moment."""
         for worker in self._workers:
             worker.ask_to_stop()
-        deadline = time.monotonic() + _STOP_GRACE
+        deadline = time.monotonic() + STOP_GRACE
         for worker in self._workers:
             if worker.process is not None:
                 worker.process.join(max(0.0, deadline - time.monotonic()))
             worker.kill()
-
-    def _error(self, path: str, error: PixelsleuthError) -> Analysis:
-        sha256 = file_sha256(path, max_bytes=self.config.limits.max_file_bytes)
-        return Analysis(path=path, sha256=sha256, verdict="error", error=error.to_dict())
-
-    def _timeout(self) -> AnalysisTimeoutError:
-        return AnalysisTimeoutError(
-            f"the analysis took longer than the per-file budget of {self.file_timeout:g} seconds "
-            "and was stopped; raise --file-timeout to give it more time"
-        )
-
-    @staticmethod
-    def _crash() -> AnalysisCrashError:
-        return AnalysisCrashError(
-            "the process analysing this file stopped unexpectedly (out of memory, or a crash in an "
-            "image decoder); the file was skipped"
-        )
 
     def _conclude(self, prepared: Prepared, detector_items: list[Evidence]) -> Analysis:
         path = prepared.facts.path or ""
@@ -430,7 +355,7 @@ class BatchEngine:
                 results[index] = ScanItem(known, cached=True)
             return None
 
-        def received(worker: _Worker) -> None:
+        def received(worker: WorkerProcess) -> None:
             keys = worker.keys
             worker.keys = []
             try:
@@ -439,7 +364,7 @@ class BatchEngine:
             except (EOFError, OSError):
                 self.restarts += 1
                 for index in keys:
-                    finish(index, self._error(names[index], self._crash()))
+                    finish(index, error_result(names[index], crash_error(), self.config))
                 worker.restart()
                 return
             if kind == "done":
@@ -483,7 +408,10 @@ class BatchEngine:
                         self.restarts += 1
                         worker.restart()
                         for index in keys:
-                            finish(index, self._error(names[index], self._timeout()))
+                            finish(
+                                index,
+                                error_result(names[index], timeout_error(self.file_timeout), self.config),
+                            )
         finally:  # stopped part-way: workers still holding files are stopped (restarted when next needed)
             for worker in self._workers:
                 if worker.keys:

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from pixelsleuth.pipeline import AnalyzerConfig
 DEFAULT_FILE_TIMEOUT = 60.0
 # Building the analyzer imports torch and loads the detectors' weights: seconds, never minutes.
 _STARTUP_TIMEOUT = 600.0
-_STOP_GRACE = 2.0
+STOP_GRACE = 2.0
 
 
 def plugin_modules(config: AnalyzerConfig) -> tuple[str, ...]:
@@ -79,6 +80,92 @@ def _startup_failure(exc: BaseException) -> str:
     return f"the analysis engine could not start: {reason}"
 
 
+def timeout_error(seconds: float) -> AnalysisTimeoutError:
+    """The error of a file that overran its time budget."""
+    return AnalysisTimeoutError(
+        f"the analysis took longer than the per-file budget of {seconds:g} seconds "
+        "and was stopped; raise --file-timeout to give it more time"
+    )
+
+
+def crash_error() -> AnalysisCrashError:
+    """The error of a file whose analysing process died."""
+    return AnalysisCrashError(
+        "the process analysing this file stopped unexpectedly (out of memory, or a crash in an "
+        "image decoder); the file was skipped"
+    )
+
+
+def error_result(path: str, error: PixelsleuthError, config: AnalyzerConfig) -> Analysis:
+    """The result that stands for a file that could not be analysed."""
+    sha256 = file_sha256(path, max_bytes=config.limits.max_file_bytes)
+    return Analysis(path=path, sha256=sha256, verdict="error", error=error.to_dict())
+
+
+class WorkerProcess:
+    """One child process, its pipe, and the job it holds (the keys it works on and their deadline)."""
+
+    def __init__(self, context: Any, target: Any, args: tuple, name: str) -> None:
+        self._context, self._target, self._args, self._name = context, target, args, name
+        self.process: Any = None
+        self.connection: Connection | None = None
+        self.keys: list[int] = []
+        self.deadline = 0.0
+        self.info: Any = None
+
+    def start(self) -> None:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(
+            target=self._target, args=(child_end, *self._args), name=self._name, daemon=True
+        )
+        process.start()
+        child_end.close()
+        self.process, self.connection = process, parent_end
+
+    def await_ready(self) -> None:
+        assert self.connection is not None
+        if not self.connection.poll(_STARTUP_TIMEOUT):
+            self.kill()
+            raise UsageError("the analysis engine did not start within 10 minutes")
+        try:
+            kind, payload = self.connection.recv()
+        except (EOFError, OSError):
+            self.kill()
+            raise UsageError("the analysis engine stopped while starting (out of memory?)") from None
+        if kind == "failed":
+            self.kill()
+            raise UsageError(payload["message"])
+        self.info = payload
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+        self.await_ready()
+
+    def give(self, keys: list[int], payload: Any, seconds: float) -> None:
+        if self.connection is None:  # stopped when a scan was left part-way
+            self.restart()
+        assert self.connection is not None
+        self.keys, self.deadline = keys, time.monotonic() + seconds
+        self.connection.send(payload)
+
+    def kill(self) -> None:
+        self.keys = []
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.process is not None:
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join()
+            self.process = None
+
+    def ask_to_stop(self) -> None:
+        if self.connection is not None and self.process is not None:
+            with contextlib.suppress(OSError):
+                self.connection.send(None)
+
+
 class IsolatedAnalyzer:
     """An `Analyzer` in a worker process, with a per-file time budget.
 
@@ -95,9 +182,10 @@ class IsolatedAnalyzer:
             raise UsageError("the per-file time budget must be a positive number of seconds")
         self.config = config
         self.file_timeout = float(file_timeout)
-        self._context = multiprocessing.get_context("spawn")  # never fork a process that runs torch
-        self._process: Any = None
-        self._connection: Connection | None = None
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs torch
+        self._worker = WorkerProcess(
+            context, _worker_main, (config, plugin_modules(config)), "pixelsleuth-worker"
+        )
         self.restarts = 0
         self._start()
 
@@ -112,74 +200,36 @@ class IsolatedAnalyzer:
         self.close()
 
     def _start(self) -> None:
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(
-            target=_worker_main,
-            args=(child_end, self.config, plugin_modules(self.config)),
-            name="pixelsleuth-worker",
-            daemon=True,
-        )
-        process.start()
-        child_end.close()
-        self._process, self._connection = process, parent_end
-        if not parent_end.poll(_STARTUP_TIMEOUT):
-            self._kill()
-            raise UsageError("the analysis engine did not start within 10 minutes")
-        try:
-            kind, payload = parent_end.recv()
-        except (EOFError, OSError):
-            self._kill()
-            raise UsageError("the analysis engine stopped while starting (out of memory?)") from None
-        if kind == "failed":
-            self._kill()
-            raise UsageError(payload["message"])
-
-    def _kill(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join()
-            self._process = None
+        self._worker.start()
+        self._worker.await_ready()
 
     def analyze(self, source: str | Path) -> Analysis:
         """Analyse one file in the worker; a timeout or a dead worker becomes a typed error result."""
         path = os.fspath(source)
-        if self._connection is None:
+        if self._worker.connection is None:
             self._start()
-        assert self._connection is not None
+        connection = self._worker.connection
+        assert connection is not None
         try:
-            self._connection.send(path)
-            if self._connection.poll(self.file_timeout):
-                kind, analysis = self._connection.recv()
+            connection.send(path)
+            if connection.poll(self.file_timeout):
+                kind, analysis = connection.recv()
                 if kind == "done":
                     return analysis
             else:
-                error: PixelsleuthError = AnalysisTimeoutError(
-                    f"the analysis took longer than the per-file budget of {self.file_timeout:g} seconds "
-                    "and was stopped; raise --file-timeout to give it more time"
-                )
-                return self._failed(path, error)
+                return self._failed(path, timeout_error(self.file_timeout))
         except (EOFError, OSError, BrokenPipeError):
             pass
-        error = AnalysisCrashError(
-            "the process analysing this file stopped unexpectedly (out of memory, or a crash in an "
-            "image decoder); the file was skipped"
-        )
-        return self._failed(path, error)
+        return self._failed(path, crash_error())
 
     def _failed(self, path: str, error: PixelsleuthError) -> Analysis:
-        self._kill()
+        self._worker.kill()
         self.restarts += 1
-        sha256 = file_sha256(path, max_bytes=self.config.limits.max_file_bytes)
-        return Analysis(path=path, sha256=sha256, verdict="error", error=error.to_dict())
+        return error_result(path, error, self.config)
 
     def close(self) -> None:
         """Ask the worker to finish, and kill it if it does not within a moment."""
-        if self._connection is not None and self._process is not None:
-            with contextlib.suppress(OSError):
-                self._connection.send(None)
-            self._process.join(_STOP_GRACE)
-        self._kill()
+        self._worker.ask_to_stop()
+        if self._worker.process is not None:
+            self._worker.process.join(STOP_GRACE)
+        self._worker.kill()
