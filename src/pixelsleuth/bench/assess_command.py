@@ -193,14 +193,16 @@ def fit_verdict_command(
     try:
         images = _load(dataset, limit)
         weights = load_ranking(ranking) if ranking is not None else {}
-        analyses = analyse_labelled(images, store, localize=localize)
-        kept = [(image, a) for image, a in zip(images, analyses, strict=True) if a.verdict != "error"]
-        labels = np.array([image.positive for image, _ in kept])
-        more: list[Analysis] = []
+        extra: list[LabelledImage] = []
         if genuine is not None:
             seen = {image.path.resolve() for image in images}
             extra = [i for i in load_labelled(genuine) if not i.positive and i.path.resolve() not in seen]
-            more = [a for a in analyse_labelled(extra, store, localize=localize) if a.verdict != "error"]
+        # one analyzer (one worker start, one detector load) for both sets
+        analysed = analyse_labelled([*images, *extra], store, localize=localize)
+        analyses, extra_analyses = analysed[: len(images)], analysed[len(images) :]
+        kept = [(image, a) for image, a in zip(images, analyses, strict=True) if a.verdict != "error"]
+        labels = np.array([image.positive for image, _ in kept])
+        more = [a for a in extra_analyses if a.verdict != "error"]
         fitted = fit_verdict_card(
             [a.evidence for _, a in kept],
             labels,

@@ -103,6 +103,17 @@ def contributions(evidence: Sequence[Evidence], card: VerdictCard) -> dict[tuple
     return found
 
 
+def soft_score(
+    evidence: Sequence[Evidence], card: VerdictCard
+) -> tuple[dict[tuple[str, str], float], float] | None:
+    """The contributions and the raw probability they add up to, which the card calibrates; None without
+    a fused detector score (nothing calibrated to stand on)."""
+    parts = contributions(evidence, card)
+    if (FUSED_SOURCE, "ai-generated") not in parts:
+        return None
+    return parts, 1.0 / (1.0 + math.exp(-sum(parts.values())))
+
+
 def _strong_sides(evidence: Sequence[Evidence]) -> dict[str, list[str]]:
     """Sources with a strong finding, per side: "not authentic" (ai-generated, manipulated) or "authentic"."""
     sides: dict[str, list[str]] = {}
@@ -136,8 +147,8 @@ def decide(evidence: Sequence[Evidence], card: VerdictCard) -> Decision:
         probability = 1.0 - HARD_PROBABILITY if authentic else HARD_PROBABILITY
         return Decision(strongest.points_to, probability, f"hard-evidence:{strongest.source}", point)
 
-    parts = contributions(evidence, card)
-    if (FUSED_SOURCE, "ai-generated") not in parts or card.is_identity:
+    soft = soft_score(evidence, card)
+    if soft is None or card.is_identity:
         verdict = fuse(evidence)  # nothing calibrated to stand on: the plain evidence combination
         note = "no verdict card is installed" if card.is_identity else "no fused detector score was available"
         if conflict:
@@ -145,7 +156,7 @@ def decide(evidence: Sequence[Evidence], card: VerdictCard) -> Decision:
         how = "evidence-combination" if verdict.score is not None else "no-evidence"
         return Decision(verdict.label, verdict.score, how, None, note=note)
 
-    raw = 1.0 / (1.0 + math.exp(-sum(parts.values())))
+    parts, raw = soft
     # No combination of soft findings is surer than hard evidence (the calibration never saw such extremes).
     probability = min(max(card.calibrate(raw), 1.0 - HARD_PROBABILITY), HARD_PROBABILITY)
     if conflict:

@@ -28,8 +28,7 @@ from pixelsleuth.detectors.calibration import PlattCalibration, fit_platt
 from pixelsleuth.errors import UsageError
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.verdict.card import DEFAULT_FPR, DEFAULT_MISS_RATE, VerdictCard, set_operating_points
-from pixelsleuth.verdict.decide import contributions, is_hard
-from pixelsleuth.verdict.stack import SOURCE as FUSED_SOURCE
+from pixelsleuth.verdict.decide import is_hard, soft_score
 
 
 def raw_probability(evidence: Sequence[Evidence], card: VerdictCard) -> float | None:
@@ -37,10 +36,8 @@ def raw_probability(evidence: Sequence[Evidence], card: VerdictCard) -> float | 
     (hard evidence, or no fused detector score)."""
     if any(is_hard(item) for item in evidence):
         return None
-    parts = contributions(evidence, card)
-    if (FUSED_SOURCE, "ai-generated") not in parts:
-        return None
-    return 1.0 / (1.0 + math.exp(-sum(parts.values())))
+    soft = soft_score(evidence, card)
+    return None if soft is None else soft[1]
 
 
 def fit_verdict_card(
