@@ -30,8 +30,6 @@ import contextlib
 import importlib
 import multiprocessing
 import os
-import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -43,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixelsleuth.analysis import Analysis
-from pixelsleuth.errors import PixelsleuthError, UsageError
+from pixelsleuth.errors import UsageError
 from pixelsleuth.evidence.record import Evidence
 from pixelsleuth.outputs.scan import ScanItem, store_or_stand_in
 from pixelsleuth.outputs.store import FileStamp, ResultStore
@@ -54,6 +52,8 @@ from pixelsleuth.outputs.worker import (
     crash_error,
     error_result,
     plugin_modules,
+    quiet_child,
+    start_failure,
     timeout_error,
 )
 from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, failed_evidence
@@ -80,21 +80,9 @@ class Prepared:
     tiled: bool = False
 
 
-def _quiet_child() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout carries the parent's JSON Lines only
-
-
-def _start_failure(exc: BaseException) -> dict[str, str]:
-    if isinstance(exc, PixelsleuthError):
-        return exc.to_dict()
-    reason = str(exc).strip("'\"") or "no reason given"
-    return {"type": "internal_error", "message": f"the analysis engine could not start: {reason}"}
-
-
 def _intake_main(connection: Connection, config: AnalyzerConfig, plugins: tuple[str, ...]) -> None:
     """An intake worker: decode, run the evidence sources, cut the detectors' crops; one file at a time."""
-    _quiet_child()
+    quiet_child()
     from pixelsleuth.detectors.budget import budget_crops
     from pixelsleuth.intake import load_image
 
@@ -107,7 +95,7 @@ def _intake_main(connection: Connection, config: AnalyzerConfig, plugins: tuple[
             importlib.import_module(module)
         analyzer = Analyzer(config, load_detectors=False)
     except Exception as exc:  # reported to the parent, which cannot scan without it
-        connection.send(("failed", _start_failure(exc)))
+        connection.send(("failed", start_failure(exc)))
         return
     connection.send(("ready", None))
     while True:
@@ -208,7 +196,7 @@ def _detector_main(
     connection: Connection, config: AnalyzerConfig, plugins: tuple[str, ...], runtime: str
 ) -> None:
     """A detector worker: score batches of crops, one thread."""
-    _quiet_child()
+    quiet_child()
     try:
         import torch
 
@@ -220,7 +208,7 @@ def _detector_main(
             for spec in config.detectors
         ]
     except Exception as exc:
-        connection.send(("failed", _start_failure(exc)))
+        connection.send(("failed", start_failure(exc)))
         return
     connection.send(("ready", {detector.name: detector.runtime for detector in detectors}))
     while True:

@@ -48,21 +48,31 @@ def plugin_modules(config: AnalyzerConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(modules))
 
 
-def _worker_main(connection: Connection, config: AnalyzerConfig, plugins: tuple[str, ...]) -> None:
-    """The worker's loop: build the analyzer, then answer each path with its Analysis."""
+def quiet_child() -> None:
+    """What every worker process does first: leave Ctrl-C to the parent, keep stdout for its output."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout carries the parent's JSON Lines only
+
+
+def start_failure(exc: BaseException) -> dict[str, str]:
+    """What a worker that could not start reports to its parent: a typed error with a sentence."""
+    if isinstance(exc, PixelsleuthError):
+        return exc.to_dict()
+    reason = str(exc).strip("'\"") or "no reason given"
+    return {"type": "internal_error", "message": f"the analysis engine could not start: {reason}"}
+
+
+def _worker_main(connection: Connection, config: AnalyzerConfig, plugins: tuple[str, ...]) -> None:
+    """The worker's loop: build the analyzer, then answer each path with its Analysis."""
+    quiet_child()
     from pixelsleuth.pipeline import Analyzer
 
     try:
         for module in plugins:
             importlib.import_module(module)
         analyzer = Analyzer(config)
-    except PixelsleuthError as exc:
-        connection.send(("failed", exc.to_dict()))
-        return
     except Exception as exc:  # reported to the parent, which cannot scan without an engine
-        connection.send(("failed", {"type": "internal_error", "message": _startup_failure(exc)}))
+        connection.send(("failed", start_failure(exc)))
         return
     connection.send(("ready", None))
     while True:
@@ -73,11 +83,6 @@ def _worker_main(connection: Connection, config: AnalyzerConfig, plugins: tuple[
         if path is None:
             return
         connection.send(("done", analyzer.analyze(path)))
-
-
-def _startup_failure(exc: BaseException) -> str:
-    reason = str(exc).strip("'\"") or "no reason given"
-    return f"the analysis engine could not start: {reason}"
 
 
 def timeout_error(seconds: float) -> AnalysisTimeoutError:
