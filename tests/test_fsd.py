@@ -34,10 +34,12 @@ from pixelsleuth.forensics.selfdescription import (
     DescriptionConfig,
     fit_filter_bank,
     neighbourhood_gram,
+    phase_grams,
     prediction_normal_equations,
     self_description,
     shifted_views,
     solve_constrained_predictor,
+    square_grams,
     support_mask,
 )
 from pixelsleuth.outputs.cli import app
@@ -109,15 +111,29 @@ def test_constrained_predictor_sums_to_one_and_fits_a_smooth_plane():
     assert near > 0.5
 
 
-def test_gram_in_bands_equals_the_whole(monkeypatch):
+@pytest.mark.parametrize("budget", [100, 10_000, 10**9])  # one row per band / some planes / all at once
+def test_gram_in_bands_equals_the_whole(monkeypatch, budget):
     import pixelsleuth.forensics.selfdescription as module
 
     planes = torch.randn(3, 40, 37)
     offsets = [(0, 0), (1, -2), (-2, 2), (0, 1)]
     whole = shifted_views(planes, offsets, 2).reshape(3, 4, -1)
     expected = whole @ whole.transpose(1, 2) / whole.shape[-1]
-    monkeypatch.setattr(module, "_VIEW_ELEMENTS", 100)  # one row per band
+    monkeypatch.setattr(module, "_VIEW_ELEMENTS", budget)
+    monkeypatch.setattr(module, "_SQUARE_ELEMENTS", budget)
     assert torch.allclose(neighbourhood_gram(planes, offsets, 2), expected, atol=1e-4)
+    sums, counts = phase_grams(planes, offsets, 2, period=2)  # the shifted-views path
+    assert torch.allclose(sums.sum(dim=1) / counts.sum(), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(("height", "width", "margin"), [(9, 9, 1), (31, 17, 2), (20, 44, 3), (12, 13, 2)])
+def test_square_grams_equal_the_stacked_views_in_float64(height, width, margin):
+    generator = torch.Generator().manual_seed(height * width)
+    planes = torch.randn(4, height, width, generator=generator, dtype=torch.float64) * 30 + 100
+    offsets = [(dy, dx) for dy in range(-margin, margin + 1) for dx in range(-margin, margin + 1)]
+    views = shifted_views(planes, offsets, margin).reshape(4, len(offsets), -1)
+    direct = views @ views.transpose(1, 2)
+    assert torch.allclose(square_grams(planes, margin), direct, rtol=1e-12, atol=1e-6)
 
 
 def test_description_has_the_documented_size_and_refuses_small_images():
