@@ -50,6 +50,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -252,13 +253,16 @@ def square_grams(planes: torch.Tensor, margin: int) -> torch.Tensor:
 
     ``G[b, s, t] = sum_p x_b(p + o_s) x_b(p + o_t)`` for the offsets ``o`` of the whole square in raster
     order, ``(-margin, -margin)`` first. Equal to multiplying out the stacked `shifted_views` (to float32
-    rounding), without materialising them: the planes are read as one long row (a centre's square is
-    then ``S`` runs of ``S`` consecutive values, ``S = 2 margin + 1``, one image row apart), the ``S`` row
-    shifts are interleaved so that each centre's whole square is ``S^2`` consecutive numbers, and the
-    centres are taken ``S`` at a time (one matrix product per phase of ``S``): ``S`` copies of the plane
-    and ``S^3`` multiply-adds per centre instead of ``S^2`` and ``S^4``. The positions where a square
-    wraps from one row into the next are then subtracted. Planes are taken a few at a time, or a band of
-    rows at a time, so that the interleaved copy stays in the processor's cache.
+    rounding) at a fraction of the cost, because an entry depends on its two offsets mostly through their
+    difference, a *lag*: read as one long row, a centre's square is ``S`` runs of ``S`` consecutive values
+    (``S = 2 margin + 1``) one image row apart, and ``G[s, t]`` is the sum of ``x(u) x(u + lag)`` over a
+    window of ``u`` that depends on ``s`` only through where it starts. So the sums of the ``S (2S - 1)``
+    lags are taken once over one window (``S`` interleaved copies of the plane, one matrix-vector
+    product per phase of ``2S - 1`` positions: ``S (2S - 1)`` multiply-adds per centre instead of
+    ``S^4``), and each entry is that lag's sum corrected by the products where its own window starts and
+    ends before or after that one (a few rows' worth). The positions where a square wraps from one image
+    row into the next are then subtracted. Planes are taken a few at a time, or a band of rows at a time,
+    so that the interleaved copy stays in the processor's cache.
 
     Args:
         planes: B x H x W tensor.
@@ -279,8 +283,7 @@ def square_grams(planes: torch.Tensor, margin: int) -> torch.Tensor:
     rows = height - 2 * margin
     if rows < 1 or width - 2 * margin < 1:
         raise ValueError(f"planes of {height} x {width} leave nothing inside a margin of {margin}")
-    stride = -(-width // size) * size
-    per_row = stride * size
+    per_row = width * size
     band = max(1, min(rows, _SQUARE_ELEMENTS // per_row))
     group = max(1, min(batch, _SQUARE_ELEMENTS // (per_row * band)))
     sums = planes.new_zeros(batch, size * size, size * size)
@@ -288,55 +291,91 @@ def square_grams(planes: torch.Tensor, margin: int) -> torch.Tensor:
         for top in range(0, rows, band):
             bottom = min(rows, top + band)
             sums[start : start + group] += _square_gram_block(
-                planes[start : start + group, top : bottom + 2 * margin], margin, stride
+                planes[start : start + group, top : bottom + 2 * margin], margin
             )
     return sums
 
 
-def _square_gram_block(planes: torch.Tensor, margin: int, stride: int) -> torch.Tensor:
-    """`square_grams` of a few planes at once, read as rows of `stride` (a multiple of S, at least W)."""
+@dataclass(frozen=True)
+class _SquareLayout:
+    """Index bookkeeping of `_square_gram_block` for one plane size (cached: it repeats for every tile).
+
+    Positions are flat indices ``t = y W + x`` of the plane; centre ``k`` (its square's top-left corner)
+    reads ``k + offset`` for the ``S^2`` tap offsets. Lags are indexed ``e * S + di`` for a difference of
+    ``di`` rows and ``e - 2 margin`` columns.
+    """
+
+    offsets: torch.Tensor  # S^2 tap offsets
+    pair_first: torch.Tensor  # per (s, t) entry: the tap of the pair that comes first in the flat order
+    pair_lag: torch.Tensor  # per (s, t) entry: the lag from that tap to the other
+    starts_before: torch.Tensor  # (S^2 + 1) x reach: 1 where position u < each tap's offset (and 2 margin)
+    wrapped: torch.Tensor  # centres whose squares wrap into the next row, or lie past the last row
+    centres: int  # the centres summed over: every position of the centre rows, rounded up to 2S - 1
+    reach: int  # 1 + the largest tap offset
+
+
+@functools.lru_cache(maxsize=64)
+def _square_layout(margin: int, height: int, width: int) -> _SquareLayout:
+    size, span = 2 * margin + 1, 4 * margin + 1
+    taps = [(i, j) for i in range(size) for j in range(size)]
+    pair_first, pair_lag = [], []
+    for index_a, tap_a in enumerate(taps):
+        for index_b, tap_b in enumerate(taps):
+            first, (row_a, col_a), (row_b, col_b) = (
+                (index_a, tap_a, tap_b) if tap_a <= tap_b else (index_b, tap_b, tap_a)
+            )
+            pair_first.append(first)
+            pair_lag.append((col_b - col_a + 2 * margin) * size + row_b - row_a)
+    offsets = torch.tensor([i * width + j for i, j in taps])
+    in_rows = (height - 2 * margin) * width
+    centres = -(-in_rows // span) * span
+    reach = int(offsets.max()) + 1
+    origins = torch.cat([offsets, torch.tensor([2 * margin])])
+    starts_before = (torch.arange(reach)[None, :] < origins[:, None]).float()
+    positions = torch.arange(centres)
+    wrapped = positions[(positions % width >= width - 2 * margin) | (positions >= in_rows)]
+    return _SquareLayout(
+        offsets, torch.tensor(pair_first), torch.tensor(pair_lag), starts_before, wrapped, centres, reach
+    )
+
+
+def _square_gram_block(planes: torch.Tensor, margin: int) -> torch.Tensor:
+    """`square_grams` of a few planes at once (see there for the method)."""
     batch, height, width = planes.shape
-    size = 2 * margin + 1
-    rows, cols = height - 2 * margin, width - 2 * margin
-    centres = rows * stride  # every position of the centre rows, wrapped ones included: a multiple of S
-    length = centres + 2 * size
-    padded = F.pad(planes, (0, stride - width, 0, 1)).reshape(batch, -1)
-    # interleaved[b, u, i] = flat[b, u + i * stride]: the square of centre u is flat[u : u + S^2] of it.
-    interleaved = padded.as_strided((batch, length, size), (padded.stride(0), 1, stride)).contiguous()
-    flat = interleaved.reshape(batch, length * size)
-    per_phase = centres // size
-    # lags[b, i1, e, i2] = sum over u in [0, centres) of value(u, row i1) * value(u + e, row i2)
-    lags = planes.new_zeros(batch, size, size * size)
-    for phase in range(size):
-        squares = flat[:, phase * size : phase * size + per_phase * size * size]
-        squares = squares.view(batch, per_phase, size * size)
-        lags += squares[:, :, :size].transpose(1, 2) @ squares
-    lags = lags.view(batch, size, size, size)
-    # Column j1 of a centre's square reads u = centre + j1: the same sum over [j1, j1 + centres), i.e.
-    # minus the first j1 positions, plus the j1 after the end.
-    shifted = [lags]
-    for j in range(1, size):
-        first, last = j - 1, centres + j - 1
-        shifted.append(shifted[-1] - _lag_products(interleaved, first) + _lag_products(interleaved, last))
-    square = planes.new_empty(batch, size, size, size, size)  # b, i1, j1, i2, j2
-    for j1 in range(size):
-        for lag in range(size - j1):
-            block = shifted[j1][:, :, lag]
-            square[:, :, j1, :, j1 + lag] = block
-            square[:, :, j1 + lag, :, j1] = block.transpose(1, 2)
-    square = square.reshape(batch, size * size, size * size)
-    # The centres in the last stride - cols columns of each row are not centres: their squares wrap.
-    wrapped_rows = torch.arange(rows).repeat_interleave(stride - cols)
-    wrapped_cols = torch.arange(cols, stride).repeat(rows)
-    taps = torch.tensor([i * stride + j for i in range(size) for j in range(size)])
-    wrapped = padded[:, (wrapped_rows * stride + wrapped_cols)[:, None] + taps[None, :]]
+    size, span = 2 * margin + 1, 4 * margin + 1
+    layout = _square_layout(margin, height, width)
+    lead = 2 * margin  # zeros before the plane, so that negative column lags read zeros at its start
+    rows_read = layout.centres + layout.reach + span
+    length = lead + rows_read + size * width
+    flat = F.pad(planes.reshape(batch, -1), (lead, length - lead - height * width))
+    # interleaved row r of position t: flat[t + r W] = the plane at t - lead + r W
+    interleaved = flat.as_strided((batch, rows_read, size), (flat.stride(0), 1, width)).contiguous()
+    interleaved = interleaved.view(batch, rows_read * size)
+    # lags[b, e S + di] = sum over v in [0, centres) of x(v + 2m) x(v + di W + e): the run of 2S - 1
+    # interleaved positions from v holds both factors, (2S - 1) S consecutive numbers.
+    per_phase = layout.centres // span
+    head = 2 * margin * size
+    lags = planes.new_zeros(batch, 1, span * size)
+    for phase in range(span):
+        runs = interleaved[:, (lead + phase) * size : (lead + phase + per_phase * span) * size]
+        runs = runs.view(batch, per_phase, span * size)
+        lags += runs[:, :, head].unsqueeze(1) @ runs
+    lags = lags[:, 0]
+    # Tap a's window starts at u = a instead of 2m: subtract the products before a, add those after the
+    # end, from the positions near the start and near the end of the plane.
+    weights = layout.starts_before.to(planes.dtype)
+
+    def products_before(start: int) -> torch.Tensor:
+        values = flat[:, lead + start : lead + start + layout.reach]
+        runs = interleaved[:, start * size : (start + layout.reach + span) * size]
+        runs = runs.as_strided((batch, layout.reach, span * size), (runs.stride(0), size, 1))
+        return weights @ (values[:, :, None] * runs)  # B x (S^2 + 1) x lags
+
+    front, back = products_before(0), products_before(layout.centres)
+    per_tap = lags[:, None] - (front[:, :-1] - front[:, -1:]) + (back[:, :-1] - back[:, -1:])
+    square = per_tap[:, layout.pair_first, layout.pair_lag].view(batch, size * size, size * size)
+    wrapped = flat[:, lead + layout.wrapped[:, None] + layout.offsets[None, :]]
     return square - wrapped.transpose(1, 2) @ wrapped
-
-
-def _lag_products(interleaved: torch.Tensor, position: int) -> torch.Tensor:
-    """B x S x S x S: ``value(position, row i1) * value(position + e, row i2)`` for every (i1, e, i2)."""
-    size = interleaved.shape[-1]
-    return interleaved[:, position, :, None, None] * interleaved[:, None, position : position + size, :]
 
 
 def neighbourhood_gram(planes: torch.Tensor, offsets: Sequence[tuple[int, int]], margin: int) -> torch.Tensor:
