@@ -359,7 +359,7 @@ def _square_gram_block(planes: torch.Tensor, margin: int) -> torch.Tensor:
     for phase in range(span):
         runs = interleaved[:, (lead + phase) * size : (lead + phase + per_phase * span) * size]
         runs = runs.view(batch, per_phase, span * size)
-        lags += runs[:, :, head].unsqueeze(1) @ runs
+        lags += runs[:, None, :, head].contiguous() @ runs
     lags = lags[:, 0]
     # Tap a's window starts at u = a instead of 2m: subtract the products before a, add those after the
     # end, from the positions near the start and near the end of the plane.
