@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from fsd_before import ENVIRONMENT_SWITCH, apply_if_switched
 from PIL import Image
 
 from pixelsleuth.outputs.engine import BatchEngine, default_workers
@@ -35,6 +36,7 @@ from pixelsleuth.outputs.worker import IsolatedAnalyzer
 from pixelsleuth.pipeline import AnalyzerConfig
 
 SIZES = {"1mp": (1152, 864), "12mp": (4000, 3000)}
+apply_if_switched()  # in the spawned worker of the --before scan
 
 
 def textured(width: int, height: int, seed: int) -> np.ndarray:
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers(2))
     parser.add_argument("--sizes", default="1mp,12mp")
     parser.add_argument("--source", type=Path, default=Path("../shared/data/real"))
+    parser.add_argument("--before", action="store_true", help="also the scan as it was before issue 12")
     args = parser.parse_args()
     source = args.source if args.source.is_dir() else None
     cores = default_workers(2)
@@ -110,6 +113,11 @@ def main() -> None:
             with Image.open(path) as image:
                 np.asarray(image.convert("RGB"))
 
+    before = None
+    if args.before:
+        os.environ[ENVIRONMENT_SWITCH] = "1"
+        before = IsolatedAnalyzer(config)  # its worker starts (and switches) here
+        del os.environ[ENVIRONMENT_SWITCH]
     started = time.perf_counter()
     one = IsolatedAnalyzer(config)
     one_start = time.perf_counter() - started
@@ -117,8 +125,8 @@ def main() -> None:
     engine = BatchEngine(config, workers=args.workers)
     engine_start = time.perf_counter() - started
 
-    def one_at_a_time(paths: list[Path]) -> None:
-        for item in scan(paths, one):
+    def one_at_a_time(paths: list[Path], analyzer: IsolatedAnalyzer = one) -> None:
+        for item in scan(paths, analyzer):
             assert item.analysis.error is None, item.analysis.error
 
     def batched(paths: list[Path]) -> None:
@@ -131,18 +139,22 @@ def main() -> None:
         f"{args.workers} detector workers, runtimes {engine.runtimes}"
     )
     print(f"start-up: one-at-a-time {one_start:.1f} s, engine {engine_start:.1f} s (not in the rates)")
-    header = ("size", "images", "method", "img/s", "x one-at-a-time", "x decode", "CPU util")
+    header = ("size", "images", "method", "img/s", "x one-at-a-time", "x before", "x decode", "CPU util")
     print(
         f"{header[0]:6} {header[1]:>6} {header[2]:>15} {header[3]:>8} {header[4]:>16} {header[5]:>9} "
-        f"{header[6]:>9}"
+        f"{header[6]:>9} {header[7]:>9}"
     )
     counts = {"1mp": args.images, "12mp": args.images_12mp}
     methods = {"decode": bare, "one-at-a-time": one_at_a_time, "batched": batched}
+    if before is not None:
+        methods["before"] = lambda paths: one_at_a_time(paths, before)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name in args.sizes.split(","):
                 paths = make_images(Path(tmp), SIZES[name], counts[name], source)
                 one_at_a_time(paths[:1])  # warm-up: first-call costs are paid once per batch
+                if before is not None:
+                    one_at_a_time(paths[:1], before)
                 batched(paths[:2])
                 times: dict[str, list[tuple[float, float]]] = {method: [] for method in methods}
                 for _ in range(args.rounds):
@@ -155,15 +167,18 @@ def main() -> None:
                     rates[method] = len(paths) / wall
                     utilisation[method] = cpu / wall / cores
                 for method in methods:
+                    versus_before = f"{rates[method] / rates['before']:9.2f}" if before else f"{'':9}"
                     print(
                         f"{name:6} {len(paths):6d} {method:>15} {rates[method]:8.2f} "
-                        f"{rates[method] / rates['one-at-a-time']:16.2f} "
+                        f"{rates[method] / rates['one-at-a-time']:16.2f} {versus_before} "
                         f"{rates[method] / rates['decode']:9.4f} {utilisation[method]:9.0%}",
                         flush=True,
                     )
     finally:
         one.close()
         engine.close()
+        if before is not None:
+            before.close()
 
 
 if __name__ == "__main__":

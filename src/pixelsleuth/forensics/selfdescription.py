@@ -70,6 +70,7 @@ _VIEW_ELEMENTS = 4_000_000
 # Elements of `square_grams`' interleaved copy per block (5 MB of float32): measured fastest here, where
 # it stays in the 32 MB L3 cache; whole batches (tens of MB) were twice as slow.
 _SQUARE_ELEMENTS = 1_300_000
+_LAG_BLOCK = 512  # products summed in float32 before their sums are added in float64
 _EPSILON = 1e-8
 
 Channels = Literal["luma", "rgb"]
@@ -343,24 +344,33 @@ def _square_gram_block(planes: torch.Tensor, margin: int) -> torch.Tensor:
     """`square_grams` of a few planes at once (see there for the method)."""
     batch, height, width = planes.shape
     size, span = 2 * margin + 1, 4 * margin + 1
+    run = span * size  # one run: 2S - 1 interleaved positions
     layout = _square_layout(margin, height, width)
     lead = 2 * margin  # zeros before the plane, so that negative column lags read zeros at its start
-    rows_read = layout.centres + layout.reach + span
-    length = lead + rows_read + size * width
-    flat = F.pad(planes.reshape(batch, -1), (lead, length - lead - height * width))
-    # interleaved row r of position t: flat[t + r W] = the plane at t - lead + r W
-    interleaved = flat.as_strided((batch, rows_read, size), (flat.stride(0), 1, width)).contiguous()
-    interleaved = interleaved.view(batch, rows_read * size)
-    # lags[b, e S + di] = sum over v in [0, centres) of x(v + 2m) x(v + di W + e): the run of 2S - 1
-    # interleaved positions from v holds both factors, (2S - 1) S consecutive numbers.
     per_phase = layout.centres // span
-    head = 2 * margin * size
-    lags = planes.new_zeros(batch, 1, span * size)
+    # Each plane's interleaved copy is `blocks` blocks of _LAG_BLOCK runs per phase, so that the runs of
+    # all planes and blocks are one batch of matrices; a run past the last centre meets a zero factor.
+    blocks = -(-(layout.centres + layout.reach + span) // (_LAG_BLOCK * span))
+    rows = blocks * _LAG_BLOCK * span  # interleaved positions per plane
+    flat = F.pad(planes.reshape(batch, -1), (lead, lead + rows + size * width - height * width))
+    spill = (lead + 2 * span) * size  # the last plane's last runs read this far past its copy
+    buffer = flat.new_empty(batch * rows * size + spill)
+    buffer[batch * rows * size :] = 0
+    # interleaved row r of position t: flat[t + r W] = the plane at t - lead + r W
+    interleaved = buffer[: batch * rows * size].view(batch, rows * size)
+    shifts = flat.as_strided((batch, rows, size), (flat.stride(0), 1, width))
+    interleaved.view(batch, rows, size).copy_(shifts)
+    # lags[b, e S + di] = sum over v in [0, centres) of x(v + 2m) x(v + di W + e): the run from v holds
+    # both factors. Sums of _LAG_BLOCK products in float32, their total in float64: the prediction
+    # error energies below are small differences of these sums.
+    head = buffer.new_zeros(batch, blocks * _LAG_BLOCK)
+    lags = torch.zeros(batch, run, dtype=torch.float64, device=planes.device)
     for phase in range(span):
-        runs = interleaved[:, (lead + phase) * size : (lead + phase + per_phase * span) * size]
-        runs = runs.view(batch, per_phase, span * size)
-        lags += runs[:, None, :, head].contiguous() @ runs
-    lags = lags[:, 0]
+        start = (lead + phase) * size
+        runs = buffer.as_strided((batch * blocks, _LAG_BLOCK, run), (_LAG_BLOCK * run, run, 1), start)
+        head[:, :per_phase] = buffer.as_strided((batch, per_phase), (rows * size, run), start + lead * size)
+        partial = head.view(batch * blocks, 1, _LAG_BLOCK) @ runs
+        lags += partial.view(batch, blocks, run).sum(dim=1, dtype=torch.float64)
     # Tap a's window starts at u = a instead of 2m: subtract the products before a, add those after the
     # end, from the positions near the start and near the end of the plane.
     weights = layout.starts_before.to(planes.dtype)
@@ -368,14 +378,14 @@ def _square_gram_block(planes: torch.Tensor, margin: int) -> torch.Tensor:
     def products_before(start: int) -> torch.Tensor:
         values = flat[:, lead + start : lead + start + layout.reach]
         runs = interleaved[:, start * size : (start + layout.reach + span) * size]
-        runs = runs.as_strided((batch, layout.reach, span * size), (runs.stride(0), size, 1))
-        return weights @ (values[:, :, None] * runs)  # B x (S^2 + 1) x lags
+        runs = runs.as_strided((batch, layout.reach, run), (runs.stride(0), size, 1))
+        return (weights @ (values[:, :, None] * runs)).double()  # B x (S^2 + 1) x lags
 
     front, back = products_before(0), products_before(layout.centres)
     per_tap = lags[:, None] - (front[:, :-1] - front[:, -1:]) + (back[:, :-1] - back[:, -1:])
     square = per_tap[:, layout.pair_first, layout.pair_lag].view(batch, size * size, size * size)
     wrapped = flat[:, lead + layout.wrapped[:, None] + layout.offsets[None, :]]
-    return square - wrapped.transpose(1, 2) @ wrapped
+    return (square - (wrapped.transpose(1, 2) @ wrapped).double()).to(planes.dtype)
 
 
 def neighbourhood_gram(planes: torch.Tensor, offsets: Sequence[tuple[int, int]], margin: int) -> torch.Tensor:
