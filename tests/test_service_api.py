@@ -7,8 +7,11 @@ runs the default detectors.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import io
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +25,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from imagegen import encode, photo_like_rgb, png_declaring_size
+from pixelsleuth.analysis import Analysis
 from pixelsleuth.errors import UsageError
 from pixelsleuth.outputs.service import ServiceConfig, create_app
-from pixelsleuth.outputs.service.guard import ConcurrencyLimiter, KeyChecker, RateLimiter
+from pixelsleuth.outputs.service.guard import ConcurrencyLimiter, KeyChecker, RateLimiter, owner_id
+from pixelsleuth.outputs.service.state import StateDB
+from pixelsleuth.outputs.store import ResultStore
 
 PNG = encode(photo_like_rgb(320, 200, seed=1), "PNG")
 JPEG = encode(photo_like_rgb(256, 192, seed=2), "JPEG", quality=90)
@@ -46,8 +52,16 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield test_client
 
 
-def _upload(client: TestClient, data: bytes, name: str = "photo.png", **params: str):
-    return client.post("/v1/analyze", files={"file": (name, data, "image/png")}, params=params)
+def _upload(
+    client: TestClient,
+    data: bytes,
+    name: str = "photo.png",
+    headers: dict[str, str] | None = None,
+    **params: str,
+):
+    return client.post(
+        "/v1/analyze", files={"file": (name, data, "image/png")}, params=params, headers=headers
+    )
 
 
 def _error(response, status: int, kind: str) -> str:
@@ -188,6 +202,197 @@ def test_api_keys_guard_every_v1_route(tmp_path: Path) -> None:
         _error(client.get("/v1/analyses/" + "0" * 32, headers=good), 404, "not_found")
         assert client.get("/healthz").status_code == 200  # operations stay open
         assert "second-key" not in client.get("/metrics").text
+
+
+KEY_A, KEY_B, ADMIN = "alpha-7f3c9e1d-key", "bravo-52ab80c4-key", "admin-e91d0b37-key"
+AS_A, AS_B = {"Authorization": f"Bearer {KEY_A}"}, {"Authorization": f"Bearer {KEY_B}"}
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app with two API keys and an admin key."""
+    folder = tmp_path_factory.mktemp("keyed")
+    with _client(folder, api_keys=(KEY_A, KEY_B), admin_keys=(ADMIN,), rate_limit_per_minute=0) as client:
+        client.store = folder / "results.sqlite3"  # type: ignore[attr-defined]
+        yield client
+
+
+def _urls_of(body: dict) -> list[str]:
+    """Every GET address of an analysis: the JSON, its report, its image and its maps."""
+    return [f"/v1/analyses/{body['id']}", body["report_url"], body["image_url"], *body["overlays"].values()]
+
+
+def _finished_batch(client: TestClient, headers: dict[str, str], data: bytes) -> dict:
+    files = [("files", ("batch.png", data, "image/png"))]
+    created = client.post("/v1/batches", files=files, headers=headers)
+    assert created.status_code == 202, created.text
+    status = client.get(created.json()["status_url"], params={"wait": 30}, headers=headers)
+    assert status.status_code == 200 and status.json()["status"] == "done", status.text
+    return status.json()
+
+
+def _hidden(client: TestClient, url: str, identifier: str, headers: dict[str, str]) -> None:
+    """`url` answers `headers` with the very 404 an id that was never created gets, but for the id."""
+    never = "f" * len(identifier)
+    hidden = client.get(url, headers=headers)
+    _error(hidden, 404, "not_found")
+    assert (
+        hidden.text.replace(identifier, never)
+        == client.get(url.replace(identifier, never), headers=headers).text
+    )
+
+
+def test_a_key_reads_only_its_own_analyses_and_batches(keyed: TestClient) -> None:
+    mine = _upload(keyed, encode(photo_like_rgb(128, 96, seed=21), "PNG"), "mine.png", headers=AS_A)
+    assert mine.status_code == 200, mine.text
+    batch = _finished_batch(keyed, AS_A, encode(photo_like_rgb(128, 96, seed=22), "PNG"))
+    in_batch = keyed.get(batch["results"][0]["url"], headers=AS_A).json()
+    urls = _urls_of(mine.json()) + _urls_of(in_batch)
+    batch_url = f"/v1/batches/{batch['id']}"
+    for url in urls:
+        assert keyed.get(url, headers=AS_A).status_code == 200, url
+        assert keyed.get(url, headers=AS_ADMIN).status_code == 200, url
+        _hidden(keyed, url, url.split("/")[3], AS_B)
+    assert keyed.get(batch_url, headers=AS_A).json() == batch
+    assert keyed.get(batch_url, headers=AS_ADMIN).json() == batch
+    _hidden(keyed, batch_url, batch["id"], AS_B)
+    _error(keyed.get(batch_url, params={"wait": 30}, headers=AS_B), 404, "not_found")
+
+
+def test_the_store_holds_a_fingerprint_of_the_key_never_the_key(keyed: TestClient) -> None:
+    _upload(keyed, encode(photo_like_rgb(128, 96, seed=23), "PNG"), headers=AS_A)
+    _finished_batch(keyed, AS_A, encode(photo_like_rgb(128, 96, seed=24), "PNG"))
+    store = keyed.store  # type: ignore[attr-defined]
+    with sqlite3.connect(store) as db:
+        owners = {row[0] for row in db.execute("SELECT owner FROM service_results")}
+        owners |= {row[0] for row in db.execute("SELECT owner FROM service_batches")}
+    assert owner_id(KEY_A) in owners and "" not in owners
+    assert all(re.fullmatch(r"[0-9a-f]{16}", owner) for owner in owners)
+    for path in store.parent.glob(store.name + "*"):  # the database and its WAL
+        if path.is_file():
+            assert not any(key.encode() in path.read_bytes() for key in (KEY_A, KEY_B, ADMIN)), path
+
+
+def test_the_same_image_under_two_keys_gets_two_private_results(keyed: TestClient) -> None:
+    image = encode(photo_like_rgb(128, 96, seed=25), "PNG")
+    first = _upload(keyed, image, "a-private-name.png", headers=AS_A).json()
+    second = _upload(keyed, image, "b.png", headers=AS_B)
+    assert second.status_code == 200, second.text
+    theirs = second.json()
+    assert theirs["id"] != first["id"] and theirs["analysis"]["path"] == "b.png"  # not A's file name
+    assert theirs["analysis"]["sha256"] == first["analysis"]["sha256"]
+    assert keyed.get(f"/v1/analyses/{theirs['id']}", headers=AS_B).json() == theirs
+    for url in _urls_of(theirs)[1:]:
+        assert keyed.get(url, headers=AS_B).status_code == 200, url
+    _error(keyed.get(f"/v1/analyses/{first['id']}", headers=AS_B), 404, "not_found")
+    _error(keyed.get(f"/v1/analyses/{theirs['id']}", headers=AS_A), 404, "not_found")
+    assert keyed.get(f"/v1/analyses/{first['id']}", headers=AS_A).json()["analysis"]["path"] == (
+        "a-private-name.png"
+    )
+    batch = _finished_batch(keyed, AS_B, image)
+    assert batch["results"][0]["id"] == theirs["id"]  # B's batch names B's own result
+    with sqlite3.connect(keyed.store) as db:  # type: ignore[attr-defined]
+        count = db.execute(
+            "SELECT COUNT(*) FROM analyses WHERE sha256 = ?", (first["analysis"]["sha256"],)
+        ).fetchone()[0]
+    assert count == 1  # analysed once, shared by both ids
+
+
+def test_without_keys_results_keep_their_old_ids_and_no_owner(client: TestClient) -> None:
+    body = _upload(client, encode(photo_like_rgb(128, 96, seed=26), "PNG")).json()
+    version = body["analysis"]["analysis_version"]
+    old_id = hashlib.sha256(f"{body['analysis']['sha256']}\n{version}".encode()).hexdigest()[:32]
+    assert body["id"] == old_id
+    service = client.app.state.service  # type: ignore[attr-defined]
+    with sqlite3.connect(service.config.store) as db:
+        owner = db.execute("SELECT owner FROM service_results WHERE id = ?", (old_id,)).fetchone()[0]
+    assert owner == ""
+
+
+# The service's tables as they were before results had owners.
+_OLD_SCHEMA = """
+CREATE TABLE service_results (
+    id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, analysis_version TEXT NOT NULL, image_path TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE service_batches (
+    id TEXT PRIMARY KEY, localize INTEGER NOT NULL, analysis_version TEXT NOT NULL, total INTEGER NOT NULL,
+    status TEXT NOT NULL, created_at REAL NOT NULL, finished_at REAL
+);
+CREATE TABLE service_batch_items (
+    batch_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0, result_id TEXT, verdict TEXT, score REAL, error TEXT,
+    PRIMARY KEY (batch_id, position)
+);
+"""
+
+
+def test_a_store_from_before_owners_is_migrated_and_its_rows_need_an_admin(tmp_path: Path) -> None:
+    store = tmp_path / "results.sqlite3"
+    sha256, version, old_id, job = "c" * 64, "legacy-version", "d" * 32, "e" * 20
+    with ResultStore(store) as results:
+        results.put(Analysis(path="old.png", sha256=sha256, verdict="authentic"), version)
+    with sqlite3.connect(store) as db:
+        db.executescript(_OLD_SCHEMA)
+        db.execute("INSERT INTO service_results VALUES (?, ?, ?, NULL, 1.0)", (old_id, sha256, version))
+        db.execute("INSERT INTO service_batches VALUES (?, 0, ?, 1, 'done', 1.0, 2.0)", (job, version))
+        db.execute(
+            "INSERT INTO service_batch_items VALUES (?, 0, 'old.png', '/gone/old.png', 1, ?, 'authentic', "
+            "NULL, NULL)",
+            (job, old_id),
+        )
+    addresses = [f"/v1/analyses/{old_id}", f"/v1/batches/{job}"]
+    with _client(tmp_path, api_keys=(KEY_A,), admin_keys=(ADMIN,)) as client:
+        for url in addresses:
+            _error(client.get(url, headers=AS_A), 404, "not_found")
+        legacy = client.get(addresses[0], headers=AS_ADMIN)
+        assert legacy.status_code == 200 and legacy.json()["analysis"]["path"] == "old.png"
+        batch = client.get(addresses[1], headers=AS_ADMIN)
+        assert batch.status_code == 200 and batch.json()["results"][0]["id"] == old_id
+    with sqlite3.connect(store) as db:
+        results_columns = {row[1] for row in db.execute("PRAGMA table_info(service_results)")}
+        batches_columns = {row[1] for row in db.execute("PRAGMA table_info(service_batches)")}
+        owners = db.execute("SELECT owner FROM service_results WHERE id = ?", (old_id,)).fetchone()
+    assert {"owner", "name"} <= results_columns and "owner" in batches_columns and owners == ("",)
+    with _client(tmp_path) as client:  # opened again (nothing left to migrate), without keys
+        assert [client.get(url).status_code for url in addresses] == [200, 200]
+
+
+def test_a_batch_resumed_after_a_restart_stays_its_owners(tmp_path: Path) -> None:
+    source = tmp_path / "left-over.png"
+    source.write_bytes(encode(photo_like_rgb(128, 96, seed=27), "PNG"))
+    state = StateDB(tmp_path / "results.sqlite3")  # a batch the last server never finished
+    items = [("left-over.png", str(source))]
+    job = asyncio.run(
+        state.call(lambda: state.create_batch(items, localize=False, version="v", owner=owner_id(KEY_A)))
+    )
+    state.close()
+    with _client(tmp_path, api_keys=(KEY_A, KEY_B), rate_limit_per_minute=0) as client:
+        _error(client.get(f"/v1/batches/{job}", headers=AS_B), 404, "not_found")
+        status = client.get(f"/v1/batches/{job}", params={"wait": 30}, headers=AS_A).json()
+        assert status["status"] == "done" and status["failed"] == 0
+        url = status["results"][0]["url"]
+        assert client.get(url, headers=AS_A).json()["analysis"]["path"] == "left-over.png"
+        _error(client.get(url, headers=AS_B), 404, "not_found")
+
+
+def test_admin_keys_from_the_environment_and_owner_ids() -> None:
+    config = ServiceConfig.from_env({"PIXELSLEUTH_ADMIN_KEYS": " root , ops "})
+    assert config.admin_keys == ("root", "ops") and config.api_keys == () and config.keyed
+    assert not ServiceConfig().keyed
+    with pytest.raises(UsageError, match="empty"):
+        ServiceConfig(admin_keys=("",))
+    first, second = KeyChecker(("a", "b")), KeyChecker(("b", "a"))
+    assert first.caller("Bearer b") is not None and second.caller("Bearer b") is not None
+    assert (
+        first.caller("Bearer b").owner == second.caller("Bearer b").owner == owner_id("b")
+    )  # not by position
+    assert owner_id("a") != owner_id("b") and re.fullmatch(r"[0-9a-f]{16}", owner_id("a"))
+    both = KeyChecker(("k",), admin_keys=("k",)).caller("Bearer k")
+    assert both is not None and both.reads_all and both.label == "admin-1"
+    plain = KeyChecker(("k",)).caller("Bearer k")
+    assert plain is not None and not plain.reads_all and not plain.can_read("")
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:

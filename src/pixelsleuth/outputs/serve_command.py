@@ -2,7 +2,8 @@
 
 Every option can also come from an environment variable `PIXELSLEUTH_<FIELD>` of `ServiceConfig`
 (e.g. PIXELSLEUTH_WORKERS=4); an option given on the command line wins. API keys come only from
-PIXELSLEUTH_API_KEYS (comma-separated), never from the command line, where `ps` would show them.
+PIXELSLEUTH_API_KEYS and PIXELSLEUTH_ADMIN_KEYS (comma-separated), never from the command line, where `ps`
+would show them.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def serve_command(
     except PixelsleuthError as exc:
         err.print(Text(exc.message, style="red"))
         raise typer.Exit(EXIT_USAGE) from None
-    if not config.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
+    if not config.keyed and host not in ("127.0.0.1", "localhost", "::1"):
         err.print(
             Text(
                 f"warning: listening on {host} without API keys; anyone who can reach it can use it "

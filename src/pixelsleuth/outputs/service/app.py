@@ -37,6 +37,7 @@ from pixelsleuth.outputs.service.engine import AnalysisPool
 from pixelsleuth.outputs.service.guard import (
     ApiError,
     BodyLimitMiddleware,
+    Caller,
     ConcurrencyLimiter,
     KeyChecker,
     RateLimiter,
@@ -116,7 +117,7 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.limits = IntakeLimits(max_pixels=config.max_pixels, max_file_bytes=config.max_upload_bytes)
-        self.keys = KeyChecker(config.api_keys)
+        self.keys = KeyChecker(config.api_keys, config.admin_keys)
         self.rate = RateLimiter(config.rate_limit_per_minute)
         self.concurrency = ConcurrencyLimiter(config.max_concurrent_per_key)
         self.metrics = Metrics()
@@ -137,9 +138,9 @@ class Service:
         self.images = ImageKeeper(self.config.uploads, self.config.upload_retention_s, clock=self._now)
         self.pool = AnalysisPool(self.config)
         self.progress = asyncio.Condition()
-        for batch_id, localize in await self.db.call(self.db.unfinished_batches):
-            log.info("resuming batch %s", batch_id)
-            self._spawn(self.run_batch(batch_id, localize))
+        for job in await self.db.call(self.db.unfinished_batches):
+            log.info("resuming batch %s", job.id)
+            self._spawn(self.run_batch(job.id, job.localize, job.owner))
         self._spawn(self._sweeper())
         try:
             yield
@@ -235,16 +236,19 @@ class Service:
         }
 
     async def analyze_kept(
-        self, name: str, kept: Path, sha256: str | None, *, localize: bool
+        self, name: str, kept: Path, sha256: str | None, *, localize: bool, owner: str
     ) -> tuple[Analysis, str | None]:
-        """The stored result of this image, or a new analysis stored now; returns (analysis, id or None)."""
+        """The stored result of this image, or a new analysis stored now, under an id of `owner`'s own;
+        returns (analysis, id or None)."""
         assert self.db is not None and self.pool is not None
         db, pool = self.db, self.pool
         version = pool.version(localize=localize)
         if sha256 is not None:
             known = await db.call(db.find, sha256, version)
             if known is not None:
-                identifier = await db.call(db.remember, sha256, version, str(kept))
+                identifier = await db.call(
+                    lambda: db.remember(sha256, version, str(kept), owner=owner, name=name)
+                )
                 return known, identifier
         try:
             analysis = await pool.analyze(kept, localize=localize)
@@ -254,13 +258,15 @@ class Service:
         analysis.path = name
         if analysis.error is not None or analysis.sha256 is None:
             return analysis, None
-        identifier = await db.call(db.save, analysis, version, str(kept))
+        identifier = await db.call(lambda: db.save(analysis, version, str(kept), owner=owner))
         return analysis, identifier
 
-    async def stored(self, identifier: str) -> StoredResult:
+    async def stored(self, identifier: str, caller: Caller) -> StoredResult:
+        """The result with this id, or 404 when there is none or `caller` may not read it (the same
+        answer, so that a key cannot learn which ids exist)."""
         assert self.db is not None
         found = await self.db.call(self.db.result, identifier) if _ID.fullmatch(identifier) else None
-        if found is None:
+        if found is None or not caller.can_read(found.owner):
             raise ApiError(
                 404, "not_found", f"there is no analysis with id {identifier[:64]!r} on this server"
             )
@@ -321,8 +327,9 @@ class Service:
 
     # --- batches ---------------------------------------------------------------------------------
 
-    async def run_batch(self, batch_id: str, localize: bool) -> None:
-        """Analyse every pending item of a batch, `workers` at a time, recording each exactly once."""
+    async def run_batch(self, batch_id: str, localize: bool, owner: str) -> None:
+        """Analyse every pending item of a batch, `workers` at a time, recording each exactly once under
+        the batch's owner."""
         assert self.db is not None and self.pool is not None
         db = self.db
         items = await db.call(db.pending_items, batch_id)
@@ -332,7 +339,9 @@ class Service:
             async with gate:
                 source = Path(item.source)
                 sha256 = source.name if self.images and self.images.is_upload(item.source) else None
-                analysis, identifier = await self.analyze_kept(item.name, source, sha256, localize=localize)
+                analysis, identifier = await self.analyze_kept(
+                    item.name, source, sha256, localize=localize, owner=owner
+                )
                 await db.call(
                     lambda: db.finish_item(
                         item, identifier=identifier, analysis=analysis, error=analysis.error
@@ -465,9 +474,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     # --- guards for /v1 ------------------------------------------------------------------------------
 
-    async def client_of(request: Request) -> str:
+    async def client_of(request: Request) -> Caller:
         if service.keys.enabled:
-            client = service.keys.identify(request.headers.get("authorization"))
+            client = service.keys.caller(request.headers.get("authorization"))
             if client is None:
                 raise ApiError(
                     401,
@@ -475,9 +484,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                     "this server needs an API key: send it as the header 'Authorization: Bearer KEY'",
                     headers={"WWW-Authenticate": 'Bearer realm="pixelsleuth"'},
                 )
-        else:
-            client = "addr-" + (request.client.host if request.client else "unknown")
-        wait = service.rate.take(client)
+        else:  # no keys: no owners, every client reads everything
+            client = Caller("addr-" + (request.client.host if request.client else "unknown"), "", True)
+        wait = service.rate.take(client.label)
         if wait > 0:
             raise ApiError(
                 429,
@@ -502,14 +511,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @v1.post("/analyze", openapi_extra={"requestBody": _FILE_BODY}, summary="Analyse one image")
     async def analyze(
-        request: Request, localize: bool | None = None, client: str = Depends(client_of)
+        request: Request, localize: bool | None = None, client: Caller = Depends(client_of)
     ) -> Any:
         """Upload one image (multipart field `file`); answers with its analysis and links to its pictures."""
         form = await form_of(request, max_files=1)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ApiError(400, "missing_file", "the form has no file in a field named 'file'")
-        if not service.concurrency.acquire(client):
+        if not service.concurrency.acquire(client.label):
             raise ApiError(
                 429,
                 "too_many_concurrent",
@@ -520,9 +529,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
         try:
             name, kept, sha256 = await service.receive_upload(upload, check=True)
             flag = config.localize if localize is None else localize
-            analysis, identifier = await service.analyze_kept(name, kept, sha256, localize=flag)
+            analysis, identifier = await service.analyze_kept(
+                name, kept, sha256, localize=flag, owner=client.owner
+            )
         finally:
-            service.concurrency.release(client)
+            service.concurrency.release(client.label)
             await form.close()
         if identifier is None:
             error = analysis.error or {"type": "internal_error", "message": "the analysis failed"}
@@ -531,25 +542,25 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 service.images.forget(sha256)
             status = _ERROR_STATUS.get(error.get("type", ""), 500)
             raise ApiError(status, error.get("type", "internal_error"), error.get("message", "failed"))
-        return service.payload(await service.stored(identifier))
+        return service.payload(await service.stored(identifier, client))
 
     @v1.get("/analyses/{identifier}", summary="A stored analysis")
-    async def get_analysis(identifier: str, client: str = Depends(client_of)) -> Any:
-        return service.payload(await service.stored(identifier))
+    async def get_analysis(identifier: str, client: Caller = Depends(client_of)) -> Any:
+        return service.payload(await service.stored(identifier, client))
 
     @v1.get("/analyses/{identifier}/report", response_class=HTMLResponse, summary="The HTML report")
-    async def get_report(identifier: str, client: str = Depends(client_of)) -> HTMLResponse:
-        html = await service.report(await service.stored(identifier))
+    async def get_report(identifier: str, client: Caller = Depends(client_of)) -> HTMLResponse:
+        html = await service.report(await service.stored(identifier, client))
         return HTMLResponse(html)
 
     @v1.get("/analyses/{identifier}/image.jpg", response_class=Response, summary="The display image")
-    async def get_image(identifier: str, client: str = Depends(client_of)) -> Response:
-        data = await service.picture(await service.stored(identifier), "image.jpg")
+    async def get_image(identifier: str, client: Caller = Depends(client_of)) -> Response:
+        data = await service.picture(await service.stored(identifier, client), "image.jpg")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     @v1.get("/analyses/{identifier}/maps/{name}.png", response_class=Response, summary="A map overlay")
-    async def get_map(identifier: str, name: str, client: str = Depends(client_of)) -> Response:
-        stored = await service.stored(identifier)
+    async def get_map(identifier: str, name: str, client: Caller = Depends(client_of)) -> Response:
+        stored = await service.stored(identifier, client)
         if name not in MAP_NAMES or (name == "fused" and not has_localization(stored.record)):
             available = "ela, noise" + (", fused" if has_localization(stored.record) else "")
             raise ApiError(
@@ -560,7 +571,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @v1.post("/batches", status_code=202, openapi_extra={"requestBody": _BATCH_BODY}, summary="Start a batch")
     async def create_batch(
-        request: Request, localize: bool | None = None, client: str = Depends(client_of)
+        request: Request, localize: bool | None = None, client: Caller = Depends(client_of)
     ) -> Any:
         """Many images as multipart files (any field name), or `{"folder": PATH}` for an allowed folder."""
         assert service.db is not None and service.pool is not None
@@ -581,28 +592,32 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise ApiError(400, "empty_batch", "the batch holds no files")
         version = service.pool.version(localize=flag)
         batch_id = await service.db.call(
-            lambda: service.db.create_batch(items, localize=flag, version=version)  # type: ignore[union-attr]
+            lambda: service.db.create_batch(  # type: ignore[union-attr]
+                items, localize=flag, version=version, owner=client.owner
+            )
         )
-        service._spawn(service.run_batch(batch_id, flag))
+        service._spawn(service.run_batch(batch_id, flag, client.owner))
         return {"id": batch_id, "status_url": f"/v1/batches/{batch_id}", "total": len(items)}
 
     @v1.get("/batches/{batch_id}", summary="A batch's progress and results so far")
     async def get_batch(
-        batch_id: str, wait: float = 0.0, min_done: int | None = None, client: str = Depends(client_of)
+        batch_id: str, wait: float = 0.0, min_done: int | None = None, client: Caller = Depends(client_of)
     ) -> Any:
         """Progress (`done` of `total`) and the results so far. With `wait` (seconds, at most 30) the answer
         waits until `min_done` items are done (default: all) or the batch finished."""
         assert service.db is not None
         db = service.db
-        if not _JOB.fullmatch(batch_id):
+        owner = await db.call(db.batch_owner, batch_id) if _JOB.fullmatch(batch_id) else None
+        if owner is None or not client.can_read(owner):  # another key's batch: as if there were none
             raise ApiError(404, "not_found", "there is no batch with this id on this server")
         deadline = time.monotonic() + min(max(wait, 0.0), _MAX_WAIT_S)
         while True:
             found = await db.call(db.batch, batch_id)
             if found is None:
                 raise ApiError(404, "not_found", "there is no batch with this id on this server")
-            target = found["total"] if min_done is None else min_done
-            if found["status"] == "done" or found["done"] >= target or time.monotonic() >= deadline:
+            # waiting for all: for the batch marked done, a moment after its last item is recorded
+            enough = min_done is not None and found["done"] >= min_done
+            if found["status"] == "done" or enough or time.monotonic() >= deadline:
                 return found
             await service.wait_for_progress(min(1.0, deadline - time.monotonic()))
 

@@ -32,8 +32,9 @@ class ServiceConfig:
         localize: run localization when a request does not say (``?localize=true|false`` decides).
         default_detectors: run the detectors shipped with pixelsleuth (False: provenance and pixel
             checks only, much faster; the verdict is then the uncalibrated evidence combination).
-        api_keys: accepted keys (``Authorization: Bearer KEY``); empty: no authentication (only
-            sensible on 127.0.0.1).
+        api_keys: accepted keys (``Authorization: Bearer KEY``); empty (and no `admin_keys`): no
+            authentication (only sensible on 127.0.0.1). A key reads only the results it created.
+        admin_keys: keys accepted like `api_keys` that can also read every result, whoever created it.
         max_upload_bytes: the largest image accepted, enforced while the body streams in.
         max_batch_bytes: the largest request body of a multipart batch.
         max_batch_files: the most files one batch may hold.
@@ -54,6 +55,7 @@ class ServiceConfig:
     localize: bool = False
     default_detectors: bool = True
     api_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()
     max_upload_bytes: int = 50 * MiB
     max_batch_bytes: int = 500 * MiB
     max_batch_files: int = 1000
@@ -74,8 +76,13 @@ class ServiceConfig:
             raise UsageError("analysis timeouts must be positive numbers of seconds")
         if self.upload_retention_s < 0 or self.rate_limit_per_minute < 0 or self.max_concurrent_per_key < 0:
             raise UsageError("retention and rate limits cannot be negative")
-        if any(not key for key in self.api_keys):
+        if any(not key for key in (*self.api_keys, *self.admin_keys)):
             raise UsageError("an API key cannot be empty")
+
+    @property
+    def keyed(self) -> bool:
+        """True when requests to /v1 need a key (API or admin keys are configured)."""
+        return bool(self.api_keys or self.admin_keys)
 
     @property
     def uploads(self) -> Path:
@@ -86,8 +93,8 @@ class ServiceConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServiceConfig:
         """A config from `PIXELSLEUTH_<FIELD>` variables (upper case), then `overrides` (None is skipped).
 
-        Lists (``PIXELSLEUTH_API_KEYS``, ``PIXELSLEUTH_ALLOWED_FOLDERS``) are comma-separated; booleans
-        are ``1/true/yes/on`` or ``0/false/no/off``; sizes are bytes.
+        Lists (``PIXELSLEUTH_API_KEYS``, ``PIXELSLEUTH_ADMIN_KEYS``, ``PIXELSLEUTH_ALLOWED_FOLDERS``) are
+        comma-separated; booleans are ``1/true/yes/on`` or ``0/false/no/off``; sizes are bytes.
         """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -121,7 +128,7 @@ def _parse(name: str, raw: str) -> Any:
         if text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE
         raise UsageError(f"{variable} must be true or false, not {text!r}")
-    if name == "api_keys":
+    if name in ("api_keys", "admin_keys"):
         return tuple(key.strip() for key in text.split(",") if key.strip())
     if name == "allowed_folders":
         return tuple(Path(part.strip()) for part in text.split(",") if part.strip())

@@ -1,9 +1,13 @@
-"""The service's guards: typed API errors, API keys, rate and concurrency limits, and the body limit.
+"""The service's guards: typed API errors, API keys and who owns what, rate and concurrency limits, and
+the body limit.
 
 Example:
-    >>> keys = KeyChecker(("alpha", "beta"))
+    >>> keys = KeyChecker(("alpha", "beta"), admin_keys=("root",))
     >>> keys.identify("Bearer beta"), keys.identify("Bearer nope"), keys.identify(None)
     ('key-2', None, None)
+    >>> beta, root = keys.caller("Bearer beta"), keys.caller("Bearer root")
+    >>> beta.owner == owner_id("beta"), beta.can_read(owner_id("alpha")), root.can_read(owner_id("alpha"))
+    (True, False, True)
     >>> bucket = RateLimiter(per_minute=2, clock=lambda: 0.0)
     >>> [bucket.take("me") for _ in range(3)]
     [0.0, 0.0, 30.0]
@@ -11,12 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -34,30 +40,70 @@ class ApiError(Exception):
         return {"error": {"type": self.type, "message": self.message}}
 
 
+def owner_id(key: str) -> str:
+    """The identifier a key's results are stored under: 16 hex digits of a SHA-256 of the key.
+
+    Stable across restarts and reordered key lists, and not the key: the store never holds a key.
+    """
+    return hashlib.sha256(b"pixelsleuth-owner\0" + key.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request to /v1.
+
+    Attributes:
+        label: the name limits count it under (``key-1``, ``admin-1``, ``addr-HOST`` without keys).
+        owner: what results it creates are stored under (`owner_id` of its key; empty without keys).
+        reads_all: it may read every result (an admin key, or any client when no keys are configured).
+    """
+
+    label: str
+    owner: str
+    reads_all: bool = False
+
+    def can_read(self, owner: str) -> bool:
+        """True when this caller may read a result or batch stored under `owner` ("" for none)."""
+        return self.reads_all or (owner != "" and owner == self.owner)
+
+
 class KeyChecker:
     """Checks ``Authorization: Bearer KEY`` against the configured keys in constant time.
 
-    A key is known by its position (``key-1``, ``key-2`` …) in metrics and limits, never by itself.
+    A key is known by its position (``key-1``, ``key-2`` …, ``admin-1`` …) in metrics and limits and by
+    its `owner_id` in the store, never by itself. A key listed as both is an admin key.
     """
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self._keys = [key.encode("utf-8") for key in keys]
+    def __init__(self, keys: tuple[str, ...], admin_keys: tuple[str, ...] = ()) -> None:
+        self._callers = [
+            (key.encode("utf-8"), Caller(f"admin-{index}", owner_id(key), reads_all=True))
+            for index, key in enumerate(admin_keys, start=1)
+        ]
+        self._callers += [
+            (key.encode("utf-8"), Caller(f"key-{index}", owner_id(key)))
+            for index, key in enumerate(keys, start=1)
+        ]
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys)
+        return bool(self._callers)
 
-    def identify(self, authorization: str | None) -> str | None:
-        """The key's label, or None when the header is missing or names no configured key."""
+    def caller(self, authorization: str | None) -> Caller | None:
+        """The caller a header names, or None when it is missing or names no configured key."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         offered = token.strip().encode("utf-8")
         found = None
-        for index, key in enumerate(self._keys, start=1):  # compare with every key: no early exit
+        for key, caller in self._callers:  # compare with every key: no early exit
             if hmac.compare_digest(offered, key) and found is None:
-                found = f"key-{index}"
+                found = caller
         return found
+
+    def identify(self, authorization: str | None) -> str | None:
+        """The key's label, or None when the header is missing or names no configured key."""
+        found = self.caller(authorization)
+        return None if found is None else found.label
 
 
 class RateLimiter:

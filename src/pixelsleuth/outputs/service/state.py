@@ -1,10 +1,15 @@
 """What the service keeps: results (the `ResultStore`), their ids, batch jobs, and uploaded images.
 
 The service's own tables live in the results store's SQLite file, beside `analyses`:
-`service_results` maps an id to (sha256, analysis version) and where the image is kept;
-`service_batches` and `service_batch_items` hold every batch job and its files. Each change is one
-committed transaction (WAL), so a server killed at any instant and started again resumes its batches
-and neither loses nor repeats a file. All database work runs on one thread (`StateDB.call`).
+`service_results` maps an id to (sha256, analysis version), its owner, the client's file name and
+where the image is kept; `service_batches` and `service_batch_items` hold every batch job, its owner
+and its files. Each change is one committed transaction (WAL), so a server killed at any instant and
+started again resumes its batches and neither loses nor repeats a file. All database work runs on one
+thread (`StateDB.call`).
+
+An owner is the `owner_id` of the API key that made the row (empty without keys). The same image
+posted under two owners is analysed once (`analyses`) but has one id per owner, so neither can read
+the other's. Stores made before owners existed get the columns added when they are opened.
 
 Example:
     >>> result_id("ab" * 32, "pixelsleuth-0.1.0/x")
@@ -40,7 +45,9 @@ CREATE TABLE IF NOT EXISTS service_results (
     sha256 TEXT NOT NULL,
     analysis_version TEXT NOT NULL,
     image_path TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    name TEXT
 );
 CREATE TABLE IF NOT EXISTS service_batches (
     id TEXT PRIMARY KEY,
@@ -49,7 +56,8 @@ CREATE TABLE IF NOT EXISTS service_batches (
     total INTEGER NOT NULL,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS service_batch_items (
     batch_id TEXT NOT NULL,
@@ -64,11 +72,34 @@ CREATE TABLE IF NOT EXISTS service_batch_items (
     PRIMARY KEY (batch_id, position)
 );
 """
+# Columns added to the tables above after their first release: (table, column, definition). Stores
+# made before get them from `_migrate` (rows already there: no owner, no name).
+_ADDED_COLUMNS = (
+    ("service_results", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("service_results", "name", "TEXT"),
+    ("service_batches", "owner", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
-def result_id(sha256: str, version: str) -> str:
-    """A result's stable id: 32 hex digits of SHA-256 over the image's SHA-256 and the analysis version."""
-    return hashlib.sha256(f"{sha256}\n{version}".encode()).hexdigest()[:32]
+def result_id(sha256: str, version: str, owner: str = "") -> str:
+    """A result's stable id: 32 hex digits of SHA-256 over the image's SHA-256, the analysis version and
+    the owner (without an owner, the id results had before owners existed)."""
+    text = f"{sha256}\n{version}" + (f"\n{owner}" if owner else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns of `_ADDED_COLUMNS` a store lacks, in one transaction (two servers may race)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, definition in _ADDED_COLUMNS:
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
 
 
 @dataclass(frozen=True)
@@ -76,6 +107,7 @@ class StoredResult:
     id: str
     record: dict[str, Any]
     image_path: str | None
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +116,13 @@ class BatchItem:
     position: int
     name: str
     source: str
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    id: str
+    localize: bool
+    owner: str
 
 
 class StateDB:
@@ -103,6 +142,7 @@ class StateDB:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.commit()
+        _migrate(self._db)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(*args)` on the database thread."""
@@ -133,25 +173,32 @@ class StateDB:
     def find(self, sha256: str, version: str) -> Analysis | None:
         return self.store.get(sha256, version)
 
-    def save(self, analysis: Analysis, version: str, image_path: str | None) -> str:
-        """Store a finished analysis and its id; returns the id."""
+    def save(self, analysis: Analysis, version: str, image_path: str | None, *, owner: str = "") -> str:
+        """Store a finished analysis and its id for `owner`; returns the id."""
         assert analysis.sha256 is not None
         self.store.put(analysis, version)
-        return self.remember(analysis.sha256, version, image_path)
+        return self.remember(analysis.sha256, version, image_path, owner=owner, name=analysis.path)
 
-    def remember(self, sha256: str, version: str, image_path: str | None) -> str:
-        identifier = result_id(sha256, version)
+    def remember(
+        self, sha256: str, version: str, image_path: str | None, *, owner: str = "", name: str | None = None
+    ) -> str:
+        """The id of this image's result for `owner`, recorded (or renewed) with the client's file name."""
+        identifier = result_id(sha256, version, owner)
         with self.db:
             self.db.execute(
-                "INSERT INTO service_results VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET image_path = excluded.image_path",
-                (identifier, sha256, version, image_path, time.time()),
+                "INSERT INTO service_results (id, sha256, analysis_version, image_path, created_at, owner, "
+                "name) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET image_path = excluded.image_path, "
+                "name = coalesce(excluded.name, name)",
+                (identifier, sha256, version, image_path, time.time(), owner, name),
             )
         return identifier
 
     def result(self, identifier: str) -> StoredResult | None:
+        """The result with this id, its record carrying this owner's file name (the analysis is shared)."""
         row = self.db.execute(
-            "SELECT sha256, analysis_version, image_path FROM service_results WHERE id = ?", (identifier,)
+            "SELECT sha256, analysis_version, image_path, owner, name FROM service_results WHERE id = ?",
+            (identifier,),
         ).fetchone()
         if row is None:
             return None
@@ -160,17 +207,22 @@ class StateDB:
             return None
         record = analysis.to_dict()
         record["analysis_version"] = row[1]
-        return StoredResult(identifier, record, row[2])
+        if row[4] is not None:
+            record["path"] = row[4]
+        return StoredResult(identifier, record, row[2], row[3])
 
     # --- batches (database thread only) ---------------------------------------------------------
 
-    def create_batch(self, items: list[tuple[str, str]], *, localize: bool, version: str) -> str:
-        """A new batch of (name, source path) items, committed whole; returns its id."""
+    def create_batch(
+        self, items: list[tuple[str, str]], *, localize: bool, version: str, owner: str = ""
+    ) -> str:
+        """A new batch of (name, source path) items for `owner`, committed whole; returns its id."""
         batch_id = uuid.uuid4().hex[:20]
         with self.db:
             self.db.execute(
-                "INSERT INTO service_batches VALUES (?, ?, ?, ?, 'running', ?, NULL)",
-                (batch_id, int(localize), version, len(items), time.time()),
+                "INSERT INTO service_batches (id, localize, analysis_version, total, status, created_at, "
+                "owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (batch_id, int(localize), version, len(items), time.time(), owner),
             )
             self.db.executemany(
                 "INSERT INTO service_batch_items (batch_id, position, name, source) VALUES (?, ?, ?, ?)",
@@ -178,11 +230,16 @@ class StateDB:
             )
         return batch_id
 
-    def unfinished_batches(self) -> list[tuple[str, bool]]:
+    def unfinished_batches(self) -> list[BatchJob]:
         rows = self.db.execute(
-            "SELECT id, localize FROM service_batches WHERE status = 'running' ORDER BY created_at"
+            "SELECT id, localize, owner FROM service_batches WHERE status = 'running' ORDER BY created_at"
         ).fetchall()
-        return [(row[0], bool(row[1])) for row in rows]
+        return [BatchJob(row[0], bool(row[1]), row[2]) for row in rows]
+
+    def batch_owner(self, batch_id: str) -> str | None:
+        """The owner of a batch ("" for none), or None when there is no such batch."""
+        row = self.db.execute("SELECT owner FROM service_batches WHERE id = ?", (batch_id,)).fetchone()
+        return None if row is None else row[0]
 
     def pending_items(self, batch_id: str) -> list[BatchItem]:
         rows = self.db.execute(
