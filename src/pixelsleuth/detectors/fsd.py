@@ -31,8 +31,9 @@ to 92 (meissonic); on dev's 256-pixel centre crops, PNG / JPEG: Stable Diffusion
 StyleGAN2-ADA FFHQ 71.0 / 62.9, MetFaces 76.3 / 62.3, the InvokeAI diffusion set 41.6 / 42.9; TPR at
 1 % FPR is low everywhere (0-9 % overall). Attribution is weak: 25 % of known-generator test images
 named correctly, 81 % of photos called "camera photo", and the 5 images of generators it never saw went
-to a known name or to "camera photo", not to "unknown". About 40 ms per 256-pixel crop on 2 CPU cores,
-0.6 s per 12 MP photo within the 16-tile pixel budget.
+to a known name or to "camera photo", not to "unknown". About 40 ms per 256-pixel crop on one CPU core
+(2.1x the computation before issue 12, same probabilities within 2e-6: `benchmarks/fsd_speed.py`), so
+0.7 s per photo of 1 MP or more within the 16-tile pixel budget.
 
 Example:
     >>> import numpy as np
