@@ -5,8 +5,8 @@ Processes (all spawned, never forked; the parent is the only one that touches th
 * **N intake workers** each decode one file at a time, run the evidence sources on it (provenance, the
   spectral check: `Analyzer.source_evidence`) and cut what the detectors read within the pixel budget
   (`budget_crops`: the whole image up to 512², else 16 tiles of 256²). They never import torch.
-* **N detector workers**, one torch / ONNX Runtime thread each, score the crops of up to
-  `batch_images` files in one `Detector.predict` call (tiles of several images in one batch), on the
+* **N detector workers**, one torch / ONNX Runtime thread each, score up to `batch_tiles` crops (one
+  1 MP image's 16 tiles, or several small images whole) in one `Detector.predict` call, on the
   fastest runtime that gives the same scores (`choose_runtime`), and return each file's detector
   evidence (`evidence_from_probability`: the same items the one-at-a-time path makes).
 * **The parent** hands out paths and batches over pipes, adds the fused score and the verdict
@@ -61,9 +61,9 @@ from pixelsleuth.pipeline import Analyzer, AnalyzerConfig, failed_evidence
 if TYPE_CHECKING:
     from pixelsleuth.detectors import Detector
 
-# Images per detector batch: 2 x 16 tiles = 32 tiles of 256², where fsd (most of the time) runs fastest.
-BATCH_IMAGES = 2
-BATCH_TILES = 32
+# Crops per detector batch: one 1 MP image's 16 tiles of 256², or up to 16 small images. Measured here
+# on 16 files of 1 MP, alternating: 2.28 images/s against 2.14 with 32 crops (two such images) a batch.
+BATCH_TILES = 16
 # ONNX Runtime is used for a detector only when its scores equal torch's within this on a probe batch.
 RUNTIME_TOLERANCE = 1e-5
 RUNTIME_CHOICES = ("auto", "torch")
@@ -240,7 +240,7 @@ class BatchEngine:
         workers: int,
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
         runtime: str = "auto",
-        batch_images: int = BATCH_IMAGES,
+        batch_tiles: int = BATCH_TILES,
     ) -> None:
         if workers < 2:
             raise UsageError("the batch engine needs at least 2 workers (one analyses files one at a time)")
@@ -250,7 +250,7 @@ class BatchEngine:
             raise UsageError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}")
         self.config = config
         self.file_timeout = float(file_timeout)
-        self.batch_images = max(1, batch_images)
+        self.batch_tiles = max(1, batch_tiles)
         self._finisher = Analyzer(config, load_detectors=False)  # fuses and decides; no torch here
         context = multiprocessing.get_context("spawn")  # never fork a process that runs torch
         plugins = plugin_modules(config)
@@ -321,7 +321,19 @@ class BatchEngine:
         prepared: dict[int, Prepared] = {}
         todo = deque(range(len(names)))
         ready: deque[int] = deque()  # decoded, waiting for the detectors
-        max_ready = 2 * self.batch_images * max(1, len(self._detect))
+        max_ready_crops = 2 * self.batch_tiles * max(1, len(self._detect))
+
+        def ready_crops() -> int:
+            return sum(len(prepared[index].crops) for index in ready)
+
+        def next_batch() -> list[int]:
+            """Ready files in order while their crops fit one batch (always at least one file)."""
+            keys = [ready.popleft()]
+            crops = len(prepared[keys[0]].crops)
+            while ready and crops + len(prepared[ready[0]].crops) <= self.batch_tiles:
+                crops += len(prepared[ready[0]].crops)
+                keys.append(ready.popleft())
+            return keys
 
         def finish(index: int, analysis: Analysis) -> None:
             prepared.pop(index, None)
@@ -370,13 +382,13 @@ class BatchEngine:
         try:
             while next_out < len(names):
                 for worker in self._intake:
-                    if not worker.keys and len(ready) < max_ready:
+                    if not worker.keys and ready_crops() < max_ready_crops:
                         index = next_file()
                         if index is not None:
                             worker.give([index], names[index], self.file_timeout)
                 for worker in self._detect:
                     if not worker.keys and ready:
-                        keys = [ready.popleft() for _ in range(min(self.batch_images, len(ready)))]
+                        keys = next_batch()
                         batch = [(key, prepared[key].crops, prepared[key].tiled) for key in keys]
                         worker.give(keys, batch, self.file_timeout)
                 while next_out in results:
