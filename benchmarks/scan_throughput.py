@@ -1,6 +1,6 @@
 """`scan` throughput: bare decode, the one-at-a-time scan and the batch engine, same files, same run.
 
-    python benchmarks/scan_throughput.py [--images 48] [--images-12mp 4] [--rounds 1] [--workers N]
+    python benchmarks/scan_throughput.py [--images 48] [--images-12mp 8] [--rounds 1] [--workers N]
         [--sizes 1mp,12mp] [--source DIR]
 
 For each size, the same files are timed, alternating per round: bare decode
@@ -97,7 +97,7 @@ def timed(run, paths: list[Path]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=48, help="1 MP files")
-    parser.add_argument("--images-12mp", type=int, default=4, help="12 MP files")
+    parser.add_argument("--images-12mp", type=int, default=8, help="12 MP files")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=default_workers(2))
     parser.add_argument("--sizes", default="1mp,12mp")

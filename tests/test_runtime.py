@@ -111,6 +111,7 @@ def test_onnxruntime_runtime_matches_torch_and_caches_its_export(tmp_path, monke
     np.testing.assert_allclose(fast.predict(images), expected, atol=1e-5)
     cached = list((tmp_path / "cache").glob("*.onnx"))
     assert len(cached) == 1
+    assert list((tmp_path / "cache").iterdir()) == cached  # self-contained: no weights file beside it
     again = create("npr", weights, runtime="onnxruntime")
     np.testing.assert_allclose(again.predict(images[:1]), expected[:1], atol=1e-5)
     assert list((tmp_path / "cache").glob("*.onnx")) == cached

@@ -85,3 +85,19 @@ def test_a_worker_that_cannot_start_is_a_usage_error():
 def test_the_time_budget_must_be_positive():
     with pytest.raises(UsageError):
         IsolatedAnalyzer(_config(), file_timeout=0)
+
+
+def test_the_worker_runs_with_the_torch_threads_it_was_given():
+    with IsolatedAnalyzer(_config(), threads=1) as analyzer:
+        assert analyzer.torch_threads == 1
+    with pytest.raises(UsageError, match="at least one thread"):
+        IsolatedAnalyzer(_config(), threads=0)
+
+
+def test_the_service_gives_each_concurrent_analysis_its_share_of_the_cores(monkeypatch):
+    from pixelsleuth.outputs.service import engine as service_engine
+    from pixelsleuth.outputs.service.config import ServiceConfig
+
+    monkeypatch.setattr(service_engine, "usable_cores", lambda: 8)
+    assert service_engine.AnalysisPool(ServiceConfig(workers=2, default_detectors=False)).threads == 4
+    assert service_engine.AnalysisPool(ServiceConfig(workers=16, default_detectors=False)).threads == 1

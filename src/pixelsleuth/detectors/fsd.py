@@ -32,7 +32,7 @@ StyleGAN2-ADA FFHQ 71.0 / 62.9, MetFaces 76.3 / 62.3, the InvokeAI diffusion set
 1 % FPR is low everywhere (0-9 % overall). Attribution is weak: 25 % of known-generator test images
 named correctly, 81 % of photos called "camera photo", and the 5 images of generators it never saw went
 to a known name or to "camera photo", not to "unknown". About 40 ms per 256-pixel crop on one CPU core
-(2.1x the computation before issue 12, same probabilities within 2e-6: `benchmarks/fsd_speed.py`), so
+(2.1x the computation before issue 12, probabilities within 2e-5 of it: `benchmarks/fsd_speed.py`), so
 0.7 s per photo of 1 MP or more within the 16-tile pixel budget.
 
 Example:

@@ -121,6 +121,9 @@ def export_onnx(
                 opset_version=opset,
                 dynamic_shapes=dynamic_shapes,
                 dynamo=True,
+                # One self-contained file: weights written beside it would keep the name of the partial
+                # file the cache renames, and two processes exporting at once left one such file behind.
+                external_data=False,
             )
     finally:
         onnx_log.setLevel(level)

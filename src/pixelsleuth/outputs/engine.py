@@ -418,10 +418,14 @@ class BatchEngine:
                     worker.kill()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_workers(files: int) -> int:
     """`scan`'s default: every core this process may use when there is more than one file, else 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return cores if files > 1 else 1
+    return usable_cores() if files > 1 else 1

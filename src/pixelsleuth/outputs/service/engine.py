@@ -15,6 +15,7 @@ from pathlib import Path
 from pixelsleuth.analysis import Analysis
 from pixelsleuth.evidence import PIXEL_SOURCES, PROVENANCE_SOURCES
 from pixelsleuth.intake import IntakeLimits
+from pixelsleuth.outputs.engine import usable_cores
 from pixelsleuth.outputs.service.config import ServiceConfig
 from pixelsleuth.outputs.worker import IsolatedAnalyzer
 from pixelsleuth.pipeline import AnalyzerConfig, default_detector_specs, default_fusion_card
@@ -37,6 +38,8 @@ class AnalysisPool:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
+        # Each of the `workers` analyses that run at once gets its share of the cores.
+        self.threads = max(1, usable_cores() // max(1, config.workers))
         self._configs = {flag: analyzer_config(config, localize=flag) for flag in (False, True)}
         self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="analysis")
         self._local = threading.local()
@@ -53,7 +56,7 @@ class AnalysisPool:
         mine: dict[bool, IsolatedAnalyzer] = self._local.__dict__.setdefault("analyzers", {})
         if localize not in mine:
             timeout = self.config.localize_timeout_s if localize else self.config.analysis_timeout_s
-            analyzer = IsolatedAnalyzer(self._configs[localize], file_timeout=timeout)
+            analyzer = IsolatedAnalyzer(self._configs[localize], file_timeout=timeout, threads=self.threads)
             with self._lock:
                 self._analyzers.append(analyzer)
             mine[localize] = analyzer
