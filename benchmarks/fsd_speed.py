@@ -6,14 +6,17 @@ The embedded FSD detector scores 256-pixel tiles cut from the genuine photos in 
 textures when it is absent), one torch thread, `predict` 16 tiles at a time (the detectors' pixel
 budget: one 1 MP image). Rounds alternate today's descriptions (`square_grams`, the grouped convolution)
 and the pre-issue-12 ones (`benchmarks/fsd_before.py`); medians. Printed: ms per tile of each, the ratio,
-the largest difference between their probabilities, and the same for the Gram sums alone on the
-residual maps of one tile batch at each scale.
+the largest difference between their probabilities, the same for the Gram sums alone on the residual
+maps of one tile batch at each scale, and the whole default analysis (`Analyzer.analyze`: intake,
+provenance, the detectors within their pixel budget, the verdict) of --files 1 MP and 12 MP JPEGs made
+from the photos, one core, each way.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from PIL import Image
 from pixelsleuth.detectors import create
 from pixelsleuth.detectors.defaults import embedded_detectors
 from pixelsleuth.forensics import selfdescription
+from pixelsleuth.pipeline import Analyzer, AnalyzerConfig
 
 TILE = 256
 
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--source", type=Path, default=Path("../shared/data/real"))
+    parser.add_argument("--files", type=int, default=3, help="files of each size for the whole analysis")
     args = parser.parse_args()
     torch.set_num_threads(1)
     tiles = tiles_from(args.source if args.source.is_dir() else None, args.tiles)
@@ -105,6 +110,28 @@ def main() -> None:
             f"Gram sums, scale {config.scales[level]} ({maps.shape[-1]} px maps, {maps.shape[0]} maps): "
             f"stacked views {views:6.1f} ms   square_grams {square:6.1f} ms   x {views / square:.2f}"
         )
+
+    from scan_throughput import SIZES, make_images  # a sibling script, not a package
+
+    analyzer = Analyzer(AnalyzerConfig())
+    with tempfile.TemporaryDirectory() as folder:
+        for size_name, size in SIZES.items():
+            paths = make_images(Path(folder), size, args.files, args.source if args.source.is_dir() else None)
+            analyzer.analyze(paths[0])  # warm-up
+            seconds: dict[str, list[float]] = {"today": [], "before": []}
+            for _ in range(args.rounds):
+                for name, switch in (("today", today), ("before", fsd_before.use_fsd_before_issue_12)):
+                    switch()
+                    for path in paths:
+                        start = time.perf_counter()
+                        analyzer.analyze(path)
+                        seconds[name].append(time.perf_counter() - start)
+            today()
+            before_s, today_s = (statistics.median(seconds[name]) for name in ("before", "today"))
+            print(
+                f"whole analysis, {size_name}: before {before_s:6.2f} s   today {today_s:6.2f} s   "
+                f"x {before_s / today_s:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`scan` throughput: bare decode, the one-at-a-time scan and the batch engine, same files, same run.
 
     python benchmarks/scan_throughput.py [--images 48] [--images-12mp 8] [--rounds 1] [--workers N]
-        [--sizes 1mp,12mp] [--source DIR]
+        [--sizes 1mp,12mp] [--source DIR] [--before] [--batch-tiles 32]
 
 For each size, the same files are timed, alternating per round: bare decode
 (`np.asarray(Image.open(path).convert("RGB"))`), today's one-at-a-time scan (`scan(paths,
@@ -103,6 +103,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1mp,12mp")
     parser.add_argument("--source", type=Path, default=Path("../shared/data/real"))
     parser.add_argument("--before", action="store_true", help="also the scan as it was before issue 12")
+    parser.add_argument(
+        "--batch-tiles",
+        default="",
+        help="also the engine with these crops per detector batch, e.g. 32 (comma-separated)",
+    )
     args = parser.parse_args()
     source = args.source if args.source.is_dir() else None
     cores = default_workers(2)
@@ -146,6 +151,16 @@ def main() -> None:
     )
     counts = {"1mp": args.images, "12mp": args.images_12mp}
     methods = {"decode": bare, "one-at-a-time": one_at_a_time, "batched": batched}
+    for tiles in filter(None, args.batch_tiles.split(",")):
+
+        def batched_with(paths: list[Path], tiles: int = int(tiles)) -> None:
+            default, engine.batch_tiles = engine.batch_tiles, tiles
+            try:
+                batched(paths)
+            finally:
+                engine.batch_tiles = default
+
+        methods[f"batched@{tiles}"] = batched_with
     if before is not None:
         methods["before"] = lambda paths: one_at_a_time(paths, before)
     try:
