@@ -10,8 +10,10 @@ Example:
     >>> import numpy as np
     >>> flat = np.full((16, 24, 3), 140, np.uint8)
     >>> coefficients = block_dct(luminance(flat))
-    >>> coefficients.shape, round(float(coefficients[0, 0, 0, 0]), 3), float(abs(coefficients[..., 1:]).max())
-    ((2, 3, 8, 8), 96.0, 0.0)
+    >>> coefficients.shape, round(float(coefficients[0, 0, 0, 0]), 3)
+    ((2, 3, 8, 8), 96.0)
+    >>> bool(abs(coefficients[..., 1:]).max() < 1e-4)  # a flat block has no AC energy (float32 rounding)
+    True
 """
 
 from __future__ import annotations
