@@ -24,6 +24,7 @@ import fsd_before
 import numpy as np
 import torch
 from PIL import Image
+from scan_throughput import SIZES, make_images, photo_files  # a sibling script, not a package
 
 from pixelsleuth.detectors import create
 from pixelsleuth.detectors.defaults import embedded_detectors
@@ -35,11 +36,7 @@ TILE = 256
 
 def tiles_from(source: Path | None, count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    photos = (
-        sorted(p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        if source
-        else []
-    )
+    photos = photo_files(source)
     tiles = []
     for index in range(count):
         if photos:
@@ -110,8 +107,6 @@ def main() -> None:
             f"Gram sums, scale {config.scales[level]} ({maps.shape[-1]} px maps, {maps.shape[0]} maps): "
             f"stacked views {views:6.1f} ms   square_grams {square:6.1f} ms   x {views / square:.2f}"
         )
-
-    from scan_throughput import SIZES, make_images  # a sibling script, not a package
 
     analyzer = Analyzer(AnalyzerConfig())
     with tempfile.TemporaryDirectory() as folder:

@@ -47,13 +47,16 @@ def textured(width: int, height: int, seed: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def photo_files(source: Path | None) -> list[Path]:
+    """The JPEG and PNG files under `source`, sorted (none when it is None)."""
+    if source is None:
+        return []
+    return sorted(p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
 def make_images(folder: Path, size: tuple[int, int], count: int, source: Path | None) -> list[Path]:
     width, height = size
-    photos = (
-        sorted(p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        if source
-        else []
-    )
+    photos = photo_files(source)
     paths = []
     for index in range(count):
         if photos:

@@ -67,9 +67,9 @@ def _worker_main(
 ) -> None:
     """The worker's loop: build the analyzer, then answer each path with its Analysis."""
     quiet_child()
-    if threads is not None:
-        import torch
+    import torch
 
+    if threads is not None:
         torch.set_num_threads(threads)
     from pixelsleuth.pipeline import Analyzer
 
@@ -80,8 +80,6 @@ def _worker_main(
     except Exception as exc:  # reported to the parent, which cannot scan without an engine
         connection.send(("failed", start_failure(exc)))
         return
-    import torch
-
     connection.send(("ready", {"torch_threads": torch.get_num_threads()}))
     while True:
         try:
